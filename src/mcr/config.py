@@ -1,0 +1,153 @@
+"""Typed configuration: frozen dataclasses built from plain mappings (parsed YAML).
+
+Every params block ends up in a frozen dataclass through :func:`from_mapping`, which is the only
+place a mapping key is checked: an unknown key, a missing required key or a value of the wrong type
+fails with one :class:`ConfigError` naming the key path and what was expected. Library code only
+ever sees the dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A params value or key is invalid; the message names where and what was expected."""
+
+
+def _check_value(value: Any, annotation: Any, where: str) -> Any:
+    """Check (and lightly coerce: int -> float, list -> tuple) one value against its type hint."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in args:
+            try:
+                return _check_value(value, option, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: {value!r} does not match any of {annotation}")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{where}: expected null, got {value!r}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        allowed = ", ".join(repr(a) for a in args)
+        raise ConfigError(f"{where}: {value!r} is not one of {allowed}")
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item_type = args[0] if args else Any
+        return tuple(_check_value(v, item_type, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping) or annotation is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        value_type = args[1] if len(args) == 2 else Any
+        return {str(k): _check_value(v, value_type, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        return from_mapping(annotation, value, where)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"config type {annotation!r} at {where} is not supported")  # programming error
+
+
+def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, where: str = "") -> T:
+    """Build dataclass ``cls`` from ``mapping``; keys missing from the mapping take the defaults.
+
+    Raises:
+        ConfigError: unknown key, missing required key, or a value of the wrong type.
+    """
+    mapping = {} if mapping is None else mapping
+    prefix = f"{where}." if where else ""
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        valid = ", ".join(sorted(fields))
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key; valid keys: {valid}")
+    values = {}
+    for name, f in fields.items():
+        if name in mapping:
+            values[name] = _check_value(mapping[name], hints[name], f"{prefix}{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{prefix}{name}: required key is missing")
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # __post_init__ range checks
+        raise ConfigError(f"{where or cls.__name__}: {exc}") from None
+
+
+def to_mapping(obj: Any) -> dict[str, Any]:
+    """Plain-data (YAML/JSON-safe) form of a config dataclass; tuples become lists."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(obj)
+
+
+def load_params(*paths: str | Path) -> dict[str, Any]:
+    """Read and deep-merge YAML params files (later files win), failing clearly on bad YAML."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: params file not found")
+        try:
+            content = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(content, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        merged = deep_merge(merged, content)
+    return merged
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; values in ``override`` win, nested mappings are merged."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

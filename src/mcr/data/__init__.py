@@ -1,0 +1,7 @@
+"""Datasets: in-memory containers, the Parquet contract, and registered generators."""
+
+from mcr.data import synthetic  # noqa: F401  (registers "synthetic")
+from mcr.data.dataset import SPLITS, DatasetInfo, MultimodalDataset, Split
+from mcr.data.registry import DATASETS
+
+__all__ = ["DATASETS", "SPLITS", "DatasetInfo", "MultimodalDataset", "Split"]

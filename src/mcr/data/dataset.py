@@ -1,0 +1,101 @@
+"""In-memory multimodal datasets: one contiguous tensor per modality and split.
+
+Everything downstream (training batches, evaluation) indexes these tensors directly; there is no
+per-sample Python object, which is what makes an epoch over cached features cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+Task = Literal["classification", "regression"]
+SPLITS: tuple[str, str, str] = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset.
+
+    Attributes:
+        name: ``train``, ``val`` or ``test``.
+        inputs: modality -> float32 tensor of shape ``(n, *shape)``.
+        labels: ``(n,)`` int64 class ids (classification) or float32 targets (regression).
+        sample_ids: ``(n,)`` array of unique sample identifiers.
+        groups: optional ``(n,)`` array of group ids (speaker, actor, ...) that never cross splits.
+        annotations: optional per-sample string columns carried for analysis only (e.g. which
+            modalities carry the label in the synthetic set); never seen by a model.
+    """
+
+    name: str
+    inputs: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    sample_ids: np.ndarray
+    groups: np.ndarray | None = None
+    annotations: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to(self, device: torch.device | str) -> Split:
+        """A copy whose tensors live on ``device`` (numpy metadata stays on the host)."""
+        return Split(
+            name=self.name,
+            inputs={m: x.to(device) for m, x in self.inputs.items()},
+            labels=self.labels.to(device),
+            sample_ids=self.sample_ids,
+            groups=self.groups,
+            annotations=self.annotations,
+        )
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset; stored inside every checkpoint."""
+
+    name: str
+    task: Task
+    num_classes: int  # 1 for regression
+    modalities: tuple[str, ...]
+    shapes: dict[str, tuple[int, ...]]
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.task == "regression" else self.num_classes
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "num_classes": self.num_classes,
+            "modalities": list(self.modalities),
+            "shapes": {m: list(s) for m, s in self.shapes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DatasetInfo:
+        return cls(
+            name=d["name"],
+            task=d["task"],
+            num_classes=int(d["num_classes"]),
+            modalities=tuple(d["modalities"]),
+            shapes={m: tuple(s) for m, s in d["shapes"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class MultimodalDataset:
+    """A dataset with its three splits; ``info`` describes modalities, shapes and the task."""
+
+    info: DatasetInfo
+    train: Split
+    val: Split
+    test: Split
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
+        return getattr(self, name)

@@ -1,0 +1,29 @@
+"""Resolve a dataset source: a registered name (generated from params) or a contract folder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mcr.config import ConfigError, from_mapping
+from mcr.data.dataset import MultimodalDataset
+from mcr.data.registry import DATASETS
+
+
+def load_dataset(source: str, data_params: Mapping[str, Any] | None = None) -> MultimodalDataset:
+    """``source`` is a registered dataset name (its block in ``data_params`` configures it) or
+    the path of a folder with ``train/val/test.parquet`` (the Parquet contract)."""
+    data_params = data_params or {}
+    if source in DATASETS:
+        builder = DATASETS.get(source)
+        config = from_mapping(builder.Config, data_params.get(source), f"data.{source}")
+        return builder.build(config)
+    if Path(source).is_dir():
+        from mcr.data.contract import read_dataset
+
+        return read_dataset(source)
+    raise ConfigError(
+        f"dataset {source!r} is neither a registered name ({', '.join(DATASETS.names())}) "
+        "nor a folder holding train.parquet, val.parquet and test.parquet"
+    )

@@ -1,0 +1,138 @@
+"""Evaluate a finished run on validation and test: one JSON per run.
+
+The test split is used here and only here, with the weights the loop selected on validation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mcr import metrics
+from mcr.data.dataset import MultimodalDataset, Split
+from mcr.evaluation.modality import accuracy_by_annotation, error_analysis, permuted_logits
+from mcr.methods import create_method
+from mcr.models.multimodal import MultimodalModel
+from mcr.training import checkpoint, predict
+from mcr.training.checkpoint import load_model
+
+PERMUTATION_SEED = 0  # fixed, so "accuracy with modality m permuted" is reproducible
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: MultimodalModel,
+    split: Split,
+    *,
+    unimodal_heads_trained: bool,
+    reference_models: Mapping[str, MultimodalModel] | None = None,
+    batch_size: int = 1024,
+) -> dict[str, Any]:
+    """Every metric of one split (see the module docstring of ``mcr.evaluation``)."""
+    info = model.spec.info
+    out = predict(model, split.inputs, batch_size)
+    labels = split.labels.to(out.logits.device)
+    permutation = torch.randperm(
+        len(split), generator=torch.Generator().manual_seed(PERMUTATION_SEED)
+    )
+    result: dict[str, Any] = {"n": len(split)}
+    per_modality: dict[str, dict[str, float | None]] = {}
+    if info.task == "regression":
+        result["mae"] = metrics.mean_absolute_error(out.logits, labels)
+        result["pearson_r"] = metrics.pearson_r(out.logits, labels)
+        result["binary_accuracy"] = metrics.binary_accuracy_nonzero(out.logits, labels)
+        for m in model.modalities:
+            uni = out.unimodal_logits.get(m)
+            per_modality[m] = {
+                "unimodal_head_mae": metrics.mean_absolute_error(uni, labels)
+                if uni is not None and unimodal_heads_trained
+                else None,
+                "in_model_mae": metrics.mean_absolute_error(out.in_model_logits(m), labels),
+                "permuted_mae": metrics.mean_absolute_error(
+                    permuted_logits(out, m, permutation, model.fusion.combine), labels
+                ),
+            }
+        result["modalities"] = per_modality
+        return result
+
+    predictions = out.logits.argmax(-1)
+    fused_correct = predictions == labels
+    result["accuracy"] = metrics.accuracy(out.logits, labels)
+    result["macro_f1"] = metrics.macro_f1(predictions, labels, info.num_classes)
+    for m in model.modalities:
+        uni = out.unimodal_logits.get(m)
+        permuted = permuted_logits(out, m, permutation, model.fusion.combine)
+        per_modality[m] = {
+            "unimodal_head_accuracy": metrics.accuracy(uni, labels)
+            if uni is not None and unimodal_heads_trained
+            else None,
+            "in_model_accuracy": metrics.accuracy(out.in_model_logits(m), labels),
+            "permuted_accuracy": metrics.accuracy(permuted, labels),
+        }
+    result["modalities"] = per_modality
+    reference, source = _unimodal_correctness(out, split, labels, reference_models)
+    if len(model.modalities) > 1 and (reference_models or unimodal_heads_trained):
+        result["error_analysis"] = {
+            "reference": source,
+            "groups": error_analysis(fused_correct, reference),
+        }
+    if split.annotations:
+        result["annotations"] = accuracy_by_annotation(fused_correct, split.annotations)
+    return result
+
+
+def _unimodal_correctness(out, split, labels, reference_models):
+    """Correctness of the unimodal predictors: separate unimodal runs if given, else the heads."""
+    if reference_models:
+        correct = {}
+        for m, ref in reference_models.items():
+            ref_out = predict(ref, {m: split.inputs[m]})
+            correct[m] = ref_out.logits.argmax(-1).to(labels.device) == labels
+        return correct, "unimodal_runs"
+    return {m: u.argmax(-1) == labels for m, u in out.unimodal_logits.items()}, "unimodal_heads"
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    dataset: MultimodalDataset,
+    *,
+    reference_runs: Mapping[str, str | Path] | None = None,
+    out_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``run_dir/best.pt`` on val and test; write the JSON to ``out_path`` if given."""
+    run_dir = Path(run_dir)
+    state = checkpoint.load(run_dir / checkpoint.BEST)
+    model = load_model(run_dir / checkpoint.BEST)
+    if model.spec.info.modalities != dataset.info.modalities:
+        raise ValueError(
+            f"{run_dir}: trained on modalities {model.spec.info.modalities}, but the dataset has "
+            f"{dataset.info.modalities}"
+        )
+    method = create_method(state["method"], state["method_config"], model.spec.info)
+    references = {m: load_model(p) for m, p in (reference_runs or {}).items()}
+    result = {
+        "run": str(run_dir),
+        "dataset": dataset.info.name,
+        "method": state["method"],
+        "seed": state["seed"],
+        "best_epoch": state["epoch"],
+    }
+    for name in ("val", "test"):
+        result[name] = evaluate_split(
+            model,
+            dataset.split(name),
+            unimodal_heads_trained=method.trains_unimodal_heads,
+            reference_models=references,
+        )
+    if out_path is not None:
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_name(f".{out_path.name}.tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(tmp, out_path)
+    return result

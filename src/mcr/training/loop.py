@@ -1,0 +1,307 @@
+"""The one training loop. Every method plugs in through the hooks of ``mcr.methods.base.Method``.
+
+Read top to bottom: optimiser and schedule -> (resume) -> per epoch: batches drawn from tensors
+already on the device, forward, ``method.loss``, backward, ``method.after_backward``, step ->
+validation -> ``method.on_epoch_end`` -> best-so-far on *validation* -> checkpoint -> early stop.
+The loop receives the train and validation splits only, so it cannot select on test data.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from mcr.config import to_mapping
+from mcr.data.dataset import Split
+from mcr.methods.base import Batch, Method
+from mcr.models.multimodal import MultimodalModel
+from mcr.training import checkpoint
+from mcr.training.inference import predict, validation_metrics
+from mcr.training.runtime import epoch_generator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train`` params block (defaults: MCR code base, method-mcr.md §3)."""
+
+    epochs: int = 100  # maximum number of epochs
+    batch_size: int = 32  # MCR: 32 for the ResNet settings
+    lr: float = 1e-4  # Adam learning rate
+    weight_decay: float = 1e-4  # L2 penalty inside Adam (the code uses Adam, not AdamW)
+    adam_eps: float = 1e-7  # the MCR code's Adam epsilon
+    scheduler: Literal["none", "cosine"] = "none"  # cosine: per-step decay to 0 after warm-up
+    warmup_steps: int = 0  # constant-LR steps before the cosine decay starts
+    patience: int = 25  # early stop after this many epochs without validation improvement
+    select_on: Literal["auto", "accuracy", "loss"] = "auto"  # auto: accuracy, or loss (regr.)
+    grad_clip_norm: float = 0.0  # 0 = no clipping (the code clips only for Sth-Sth, at 5.0)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    eval_batch_size: int = 1024  # rows per forward pass at validation
+    progress: bool = True  # a progress bar per run (stderr)
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "patience", "warmup_steps"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}={getattr(self, key)}: expected >= 0")
+        for key in ("batch_size", "eval_batch_size"):
+            if getattr(self, key) < 2:
+                raise ValueError(f"{key}={getattr(self, key)}: expected >= 2")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr}: expected > 0")
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val: dict[str, float]
+    history: list[dict[str, float]]
+    stopped_early: bool
+    seconds: float = 0.0
+
+
+@dataclass
+class _Progress:
+    """What survives an epoch boundary; stored in ``last.pt``."""
+
+    next_epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    best_val: dict[str, float] = field(default_factory=dict)
+    bad_epochs: int = 0
+    finished: bool = False
+    stopped_early: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+EpochCallback = Callable[[dict[str, float]], None]
+
+
+def selection_score(config: TrainConfig, task: str, val: Mapping[str, float]) -> float:
+    """Higher is better: validation accuracy, or minus the validation loss."""
+    key = config.select_on
+    if key == "auto":
+        key = "loss" if task == "regression" else "accuracy"
+    return val["accuracy"] if key == "accuracy" else -val["loss"]
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if config.scheduler == "none" or step < config.warmup_steps:
+            return 1.0
+        span = max(1, total_steps - config.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup_steps) / span)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def write_history(history: Sequence[Mapping[str, float]], path: Path) -> None:
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def fit(
+    model: MultimodalModel,
+    method: Method,
+    train: Split,
+    val: Split,
+    config: TrainConfig,
+    seed: int,
+    out_dir: str | Path,
+    *,
+    run_meta: Mapping[str, Any] | None = None,
+    resume: bool = True,
+    callbacks: Sequence[EpochCallback] = (),
+) -> FitResult:
+    """Train ``model`` with ``method``; select the best epoch on ``val``; checkpoint every epoch.
+
+    ``method.prepare`` must already have run (it may freeze parameters, which decides what the
+    optimiser sees). With ``resume`` an existing ``last.pt`` written with the same ``run_meta``
+    continues where it stopped and gives the same result as an uninterrupted run.
+
+    Returns:
+        The best epoch, its validation metrics and the per-epoch history.
+    """
+    if train.name != "train" or val.name != "val":
+        raise ValueError(f"fit takes the train and val splits, got {train.name!r}/{val.name!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = next(model.parameters()).device
+    meta = {"train_config": to_mapping(config), "seed": seed, **(run_meta or {})}
+    aux = method.auxiliary()
+    params = [p for p in model.parameters() if p.requires_grad]
+    params += list(aux.parameters()) if aux is not None else []
+    optimizer = torch.optim.Adam(
+        params, lr=config.lr, betas=(0.9, 0.999), eps=config.adam_eps,
+        weight_decay=config.weight_decay,
+    )  # fmt: skip
+    steps_per_epoch = max(1, len(train) // config.batch_size)  # drop_last: no 1-row batches
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
+    progress = _Progress()
+    last_path = out_dir / checkpoint.LAST
+    if resume and last_path.is_file():
+        progress = _restore(last_path, meta, model, method, optimizer, scheduler)
+        log.info("resuming %s at epoch %d", out_dir, progress.next_epoch)
+    epochs = config.epochs if method.trains else 0
+    autocast = torch.autocast(
+        "cuda", torch.bfloat16, enabled=device.type == "cuda" and config.bf16
+    )
+    train_x = {m: train.inputs[m].to(device) for m in model.modalities}
+    train_y = train.labels.to(device)
+    started = time.perf_counter()
+    bar = tqdm(
+        total=epochs, initial=min(progress.next_epoch, epochs), desc=str(out_dir.name),
+        disable=not config.progress, unit="epoch", leave=False,
+    )  # fmt: skip
+    if epochs == 0 and not progress.finished:  # nothing to train: the prepared model is final
+        progress = _evaluate_epoch(-1, model, method, val, config, progress, out_dir, meta)
+        progress.finished = True
+    while not progress.finished and progress.next_epoch < epochs:
+        epoch = progress.next_epoch
+        tic = time.perf_counter()
+        method.set_train_mode(model)
+        order = torch.randperm(len(train), generator=epoch_generator(seed, epoch)).to(device)
+        sums: dict[str, torch.Tensor] = {}
+        for step in range(steps_per_epoch):
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+            batch = Batch({m: x[idx] for m, x in train_x.items()}, train_y[idx])
+            with autocast:
+                out = model(batch.inputs)
+                losses = method.loss(model, batch, out)
+            optimizer.zero_grad(set_to_none=True)
+            losses.total.backward()
+            method.after_backward(model, batch, out)
+            if config.grad_clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip_norm)
+            optimizer.step()
+            scheduler.step()
+            for key, value in {"loss": losses.total.detach(), **losses.terms}.items():
+                sums[key] = sums.get(key, 0.0) + value.float()  # no host sync per step
+        record = {"epoch": float(epoch)}
+        record.update({f"train_{k}": float(v) / steps_per_epoch for k, v in sums.items()})
+        if not math.isfinite(record["train_loss"]):
+            raise FloatingPointError(
+                f"{out_dir}: training loss is {record['train_loss']} at epoch {epoch}; "
+                "lower train.lr or check the inputs for extreme values"
+            )
+        record["lr"] = scheduler.get_last_lr()[0]
+        record["train_seconds"] = time.perf_counter() - tic
+        progress.history.append(record)
+        progress = _evaluate_epoch(epoch, model, method, val, config, progress, out_dir, meta)
+        progress.next_epoch = epoch + 1
+        if progress.bad_epochs >= config.patience > 0:
+            progress.finished = progress.stopped_early = True
+        progress.finished |= progress.next_epoch >= epochs
+        _save_last(last_path, meta, model, method, optimizer, scheduler, progress)
+        write_history(progress.history, out_dir / "history.csv")
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_score']:.3f}")
+        log.info(
+            "%s epoch %d: train loss %.4f, val score %.4f (best %.4f @ %d)", out_dir.name, epoch,
+            record["train_loss"], record["val_score"], progress.best_score, progress.best_epoch,
+        )  # fmt: skip
+        for callback in callbacks:
+            callback(record)
+    bar.close()
+    if epochs == 0:
+        _save_last(last_path, meta, model, method, optimizer, scheduler, progress)
+    return FitResult(
+        best_epoch=progress.best_epoch,
+        best_val=progress.best_val,
+        history=progress.history,
+        stopped_early=progress.stopped_early,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _evaluate_epoch(
+    epoch: int,
+    model: MultimodalModel,
+    method: Method,
+    val: Split,
+    config: TrainConfig,
+    progress: _Progress,
+    out_dir: Path,
+    meta: Mapping[str, Any],
+) -> _Progress:
+    """Validate, let the method react, and keep ``best.pt`` on a validation improvement."""
+    val_metrics = validation_metrics(
+        method.info, predict(model, val.inputs, config.eval_batch_size), val.labels
+    )
+    method.on_epoch_end(epoch, model, val_metrics)
+    score = selection_score(config, method.info.task, val_metrics)
+    if progress.history and progress.history[-1]["epoch"] == epoch:
+        progress.history[-1].update({f"val_{k}": v for k, v in val_metrics.items()})
+        progress.history[-1]["val_score"] = score
+    if score > progress.best_score:
+        progress.best_score, progress.best_epoch, progress.bad_epochs = score, epoch, 0
+        progress.best_val = dict(val_metrics)
+        checkpoint.save(
+            {
+                **meta,
+                "model_spec": model.spec.to_dict(),
+                "model_state": model.state_dict(),
+                "method_state": method.state_dict(),
+                "epoch": epoch,
+                "val_metrics": val_metrics,
+            },
+            out_dir / checkpoint.BEST,
+        )
+    else:
+        progress.bad_epochs += 1
+    return progress
+
+
+def _save_last(path, meta, model, method, optimizer, scheduler, progress: _Progress) -> None:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    checkpoint.save(
+        {
+            **meta,
+            "model_spec": model.spec.to_dict(),
+            "model_state": model.state_dict(),
+            "method_state": method.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": scheduler.state_dict(),
+            "rng": rng,
+            "progress": vars(progress),
+        },
+        path,
+    )
+
+
+def _restore(path, meta, model, method, optimizer, scheduler) -> _Progress:
+    state = checkpoint.load(path)
+    stored = {k: state.get(k) for k in meta}
+    if stored != dict(meta):
+        changed = sorted(k for k in meta if stored.get(k) != meta[k])
+        raise ValueError(
+            f"{path} was written with different settings ({', '.join(changed)}); "
+            "delete the run folder or train without resume"
+        )
+    model.load_state_dict(state["model_state"])
+    method.load_state_dict(state["method_state"])
+    optimizer.load_state_dict(state["optimizer_state"])
+    scheduler.load_state_dict(state["scheduler_state"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return _Progress(**state["progress"])

@@ -1,0 +1,107 @@
+"""One training run, end to end: method + model from params, preparation, the loop, a summary.
+
+This is what ``mcr train`` and the pipeline's training rule call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcr.config import ConfigError, deep_merge, from_mapping, to_mapping
+from mcr.data.dataset import MultimodalDataset
+from mcr.methods import SetupContext, create_method, split_method_name
+from mcr.models.multimodal import ModelConfig, ModelSpec, MultimodalModel
+from mcr.training.checkpoint import load_model
+from mcr.training.loop import EpochCallback, FitResult, TrainConfig, fit
+from mcr.training.runtime import resolve_device, seed_everything
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The ``train`` params block as a run sees it: common settings, model, method params."""
+
+    common: TrainConfig = field(default_factory=TrainConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RunConfig:
+        return from_mapping(cls, params.get("train"), "train")
+
+    def for_method(self, name: str) -> tuple[TrainConfig, dict[str, Any]]:
+        """The method's params block and the train settings with its ``train:`` overrides."""
+        key, _ = split_method_name(name)
+        block = dict(self.methods.get(key) or {})
+        overrides = block.pop("train", None) or {}
+        merged = deep_merge(to_mapping(self.common), overrides)
+        return from_mapping(TrainConfig, merged, f"train.methods.{key}.train"), block
+
+
+def train_run(
+    dataset: MultimodalDataset,
+    method_name: str,
+    config: RunConfig,
+    seed: int,
+    out_dir: str | Path,
+    *,
+    unimodal_runs: Mapping[str, str | Path] | None = None,
+    resume: bool = True,
+    callbacks: Sequence[EpochCallback] = (),
+    progress: bool | None = None,
+) -> FitResult:
+    """Train ``method_name`` on ``dataset`` with ``seed`` into ``out_dir``.
+
+    Args:
+        unimodal_runs: modality -> run folder of a trained ``unimodal_<modality>`` model, for
+            methods that start from (or combine) unimodal models.
+        progress: override ``train.common.progress`` (e.g. off in tests).
+    """
+    info = dataset.info
+    train_config, method_params = config.for_method(method_name)
+    if progress is not None:
+        train_config = from_mapping(
+            TrainConfig, {**to_mapping(train_config), "progress": progress}
+        )
+    method = create_method(method_name, method_params, info)
+    device = resolve_device(train_config.device)
+    seed_everything(seed)
+    spec = ModelSpec.create(info, config.model, method.modalities(info.modalities))
+    model = MultimodalModel(spec).to(device)
+    unimodal_models = {}
+    if method.needs_unimodal_models:
+        unimodal_runs = dict(unimodal_runs or {})
+        missing = [m for m in spec.modalities if m not in unimodal_runs]
+        if missing:
+            raise ConfigError(
+                f"method {method_name!r} starts from unimodal models; pass a unimodal run for "
+                f"{', '.join(missing)} (e.g. --unimodal {missing[0]}=<run dir>)"
+            )
+        unimodal_models = {m: load_model(unimodal_runs[m], device) for m in spec.modalities}
+    try:
+        method.prepare(model, SetupContext(seed, device, unimodal_models, dataset.val))
+    except ValueError as exc:
+        raise ConfigError(f"method {method_name!r}: {exc}") from None
+    run_meta = {
+        "dataset": info.to_dict(),
+        "method": method_name,
+        "method_config": to_mapping(method.config),
+    }
+    result = fit(
+        model, method, dataset.train, dataset.val, train_config, seed, out_dir,
+        run_meta=run_meta, resume=resume, callbacks=callbacks,
+    )  # fmt: skip
+    summary = {
+        **run_meta,
+        "seed": seed,
+        "best_epoch": result.best_epoch,
+        "best_val": result.best_val,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "seconds": round(result.seconds, 3),
+    }
+    (Path(out_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return result

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny datasets built in memory, and a shrunken run config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mcr.data.dataset import DatasetInfo, MultimodalDataset, Split
+from mcr.data.synthetic import SyntheticConfig, generate
+from mcr.training import RunConfig
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic() -> MultimodalDataset:
+    """600 samples of the paper's synthetic task, modality 1 dominant (U1/S = 2)."""
+    return generate(SyntheticConfig(num_samples=600, u1_to_s_ratio=2.0, seed=3))
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic3() -> MultimodalDataset:
+    """The three-modality version, for the M-player game."""
+    return generate(SyntheticConfig(num_samples=450, num_modalities=3, seed=4))
+
+
+def make_regression_dataset(n: int = 300, seed: int = 0) -> MultimodalDataset:
+    """y = x_a . w_a + x_b . w_b + noise, two vector modalities."""
+    rng = np.random.default_rng(seed)
+    xa, xb = rng.standard_normal((n, 6)), rng.standard_normal((n, 4))
+    y = xa @ rng.standard_normal(6) * 0.5 + xb @ rng.standard_normal(4) * 0.3
+    y += 0.1 * rng.standard_normal(n)
+    info = DatasetInfo("toy_regression", "regression", 1, ("a", "b"), {"a": (6,), "b": (4,)})
+    idx = np.array_split(rng.permutation(n), [int(0.6 * n), int(0.8 * n)])
+    splits = {
+        name: Split(
+            name=name,
+            inputs={
+                "a": torch.tensor(xa[i], dtype=torch.float32),
+                "b": torch.tensor(xb[i], dtype=torch.float32),
+            },
+            labels=torch.tensor(y[i], dtype=torch.float32),
+            sample_ids=np.array([f"r{j}" for j in i]),
+        )
+        for name, i in zip(("train", "val", "test"), idx, strict=True)
+    }
+    return MultimodalDataset(info=info, **splits)
+
+
+@pytest.fixture(scope="session")
+def tiny_regression() -> MultimodalDataset:
+    return make_regression_dataset()
+
+
+def tiny_run_config(epochs: int = 3, **methods) -> RunConfig:
+    """The real config structure, shrunk: small MLPs, few epochs, no progress bar, CPU."""
+    return RunConfig.from_params(
+        {
+            "train": {
+                "common": {
+                    "epochs": epochs,
+                    "batch_size": 32,
+                    "lr": 1e-3,
+                    "device": "cpu",
+                    "progress": False,
+                },
+                "model": {"encoder": {"name": "mlp", "hidden_dims": [16], "latent_dim": 8}},
+                "methods": methods,
+            }
+        }
+    )

@@ -1,0 +1,175 @@
+"""Training end to end on tiny synthetic data: every method, every MCR variant, resume, seeds."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from mcr.config import ConfigError
+from mcr.evaluation import evaluate_run
+from mcr.methods import METHODS
+from mcr.training import fit, load_model, predict, train_run
+from mcr.training.checkpoint import BEST
+from tests.conftest import tiny_run_config
+
+
+def finite_history(result) -> bool:
+    return all(math.isfinite(row["train_loss"]) for row in result.history)
+
+
+@pytest.fixture(scope="module")
+def unimodal_runs(tiny_synthetic, tmp_path_factory):
+    root = tmp_path_factory.mktemp("unimodal")
+    runs = {}
+    for m in tiny_synthetic.info.modalities:
+        result = train_run(tiny_synthetic, f"unimodal_{m}", tiny_run_config(4), 0, root / m)
+        assert finite_history(result)
+        runs[m] = root / m
+    return runs
+
+
+@pytest.mark.parametrize("method", ["joint", "multiloss", "mcr", "ensemble", "uni_pre_frozen",
+                                    "uni_pre_finetuned"])  # fmt: skip
+def test_every_method_trains_and_evaluates(method, tiny_synthetic, unimodal_runs, tmp_path):
+    result = train_run(
+        tiny_synthetic, method, tiny_run_config(8), 0, tmp_path, unimodal_runs=unimodal_runs
+    )
+    assert finite_history(result)
+    assert len(result.history) == (0 if method == "ensemble" else 8)
+    metrics = evaluate_run(tmp_path, tiny_synthetic, out_path=tmp_path / "metrics.json")
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["test"]["accuracy"] == metrics["test"]["accuracy"] > 0.3  # chance is 0.2
+    assert set(saved["test"]["modalities"]) == {"m1", "m2"}
+    assert set(saved["test"]["annotations"]["info_group"]) == {"S", "U1", "U2"}
+    groups = saved["test"].get("error_analysis", {}).get("groups", {})
+    assert sum(g["n"] for g in groups.values()) in (0, len(tiny_synthetic.test))
+
+
+def test_methods_needing_unimodal_runs_say_so(tiny_synthetic, tmp_path):
+    with pytest.raises(ConfigError, match=r"pass a unimodal run for m1, m2 \(e.g. --unimodal m1="):
+        train_run(tiny_synthetic, "ensemble", tiny_run_config(1), 0, tmp_path)
+
+
+def test_ensemble_is_the_validation_standardised_sum(tiny_synthetic, unimodal_runs, tmp_path):
+    train_run(tiny_synthetic, "ensemble", tiny_run_config(), 0, tmp_path,
+              unimodal_runs=unimodal_runs)  # fmt: skip
+    ensemble = load_model(tmp_path)
+    expected = 0
+    for m, run in unimodal_runs.items():
+        uni = load_model(run)
+        val_logits = predict(uni, {m: tiny_synthetic.val.inputs[m]}).logits
+        test_logits = predict(uni, {m: tiny_synthetic.test.inputs[m]}).logits
+        expected = expected + (test_logits - val_logits.mean()) / val_logits.std()
+    got = predict(ensemble, tiny_synthetic.test.inputs).logits
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    one = predict(ensemble, {m: x[:1] for m, x in tiny_synthetic.test.inputs.items()}).logits
+    torch.testing.assert_close(one, got[:1], atol=1e-5, rtol=1e-5)  # no batch dependence
+
+
+def test_frozen_encoders_stay_equal_to_the_unimodal_runs(tiny_synthetic, unimodal_runs, tmp_path):
+    train_run(tiny_synthetic, "uni_pre_frozen", tiny_run_config(3), 0, tmp_path,
+              unimodal_runs=unimodal_runs)  # fmt: skip
+    frozen = load_model(tmp_path)
+    for m, run in unimodal_runs.items():
+        uni = load_model(run)
+        for (name, a), b in zip(frozen.encoders[m].state_dict().items(),
+                                uni.encoders[m].state_dict().values(), strict=False):  # fmt: skip
+            assert torch.equal(a, b), name
+
+
+MCR_VARIANTS = [
+    {"perturbation": p} for p in ("permute", "noise_latent", "zero_latent", "noise_input",
+                                  "zero_input")
+] + [
+    {"game": "independent"},
+    {"game": "collaborative"},
+    {"shared_permutation": True},
+    {"lambda_ceb": 1.0},
+    {"lambda_ceb": 1.0, "ceb_condition": "prediction"},
+    {"released_extra_pass": True},
+    {"detach_reference": False, "lambda_con": 0.0, "unimodal_weight": 0.0},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", MCR_VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_mcr_variants_train_with_finite_logged_terms(variant, tiny_synthetic, tmp_path):
+    config = tiny_run_config(2, mcr={"num_permutations": 4, **variant})
+    result = train_run(tiny_synthetic, "mcr", config, 0, tmp_path)
+    assert finite_history(result)
+    last = result.history[-1]
+    assert last["train_div[m1]"] > 0 and last["train_div[m2]"] > 0
+    assert ("train_ceb" in last) == ("lambda_ceb" in variant)
+
+
+def test_mcr_three_modalities_and_regression(tiny_synthetic3, tiny_regression, tmp_path):
+    three = train_run(tiny_synthetic3, "mcr", tiny_run_config(2), 0, tmp_path / "three")
+    assert finite_history(three)
+    assert {k for k in three.history[-1] if k.startswith("train_div")} == {
+        f"train_div[{s}]" for s in ("m1", "m2", "m3", "m1+m2", "m1+m3", "m2+m3")
+    }
+    reg = train_run(tiny_regression, "mcr", tiny_run_config(30), 0, tmp_path / "reg")
+    assert finite_history(reg) and reg.history[-1]["train_div[a]"] > 0  # MSE divergence
+    metrics = evaluate_run(tmp_path / "reg", tiny_regression)["test"]
+    assert metrics["pearson_r"] > 0.3 and metrics["mae"] < 1.0
+    assert set(metrics["modalities"]["a"]) == {"unimodal_head_mae", "in_model_mae",
+                                               "permuted_mae"}  # fmt: skip
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method,params", [("joint", {}), ("multiloss", {}),
+                                           ("mcr", {"lambda_ceb": 1.0})])  # fmt: skip
+def test_resume_after_interruption_equals_uninterrupted(method, params, tiny_synthetic, tmp_path):
+    config = tiny_run_config(4, **{method: params})
+    reference = train_run(tiny_synthetic, method, config, 7, tmp_path / "straight")
+
+    def crash_after_epoch_1(record):
+        if record["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_run(tiny_synthetic, method, config, 7, tmp_path / "resumed",
+                  callbacks=[crash_after_epoch_1])  # fmt: skip
+    resumed = train_run(tiny_synthetic, method, config, 7, tmp_path / "resumed")
+    drop_time = lambda h: [{k: v for k, v in r.items() if "seconds" not in k} for r in h]
+    assert drop_time(resumed.history) == drop_time(reference.history)
+    a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=False):
+        assert torch.equal(x, y), name
+
+
+def test_resume_refuses_changed_settings(tiny_synthetic, tmp_path):
+    train_run(tiny_synthetic, "joint", tiny_run_config(1), 0, tmp_path)
+    with pytest.raises(ValueError, match=r"last.pt was written with different settings \(seed\)"):
+        train_run(tiny_synthetic, "joint", tiny_run_config(1), 1, tmp_path)
+
+
+def test_same_seed_same_metrics_other_seed_differs(tiny_synthetic, tmp_path):
+    config = tiny_run_config(2, mcr={"num_permutations": 4})
+    runs = [train_run(tiny_synthetic, "mcr", config, s, tmp_path / f"{i}", resume=False)
+            for i, s in enumerate((5, 5, 6))]  # fmt: skip
+    assert runs[0].history[-1]["train_loss"] == runs[1].history[-1]["train_loss"]
+    assert runs[0].best_val == runs[1].best_val
+    assert runs[0].history[-1]["train_loss"] != runs[2].history[-1]["train_loss"]
+
+
+def test_loop_cannot_select_on_test(tiny_synthetic, tmp_path):
+    from mcr.methods import create_method
+    from mcr.models import ModelConfig, ModelSpec, MultimodalModel
+    from mcr.training import TrainConfig
+
+    method = create_method("joint", {}, tiny_synthetic.info)
+    model = MultimodalModel(ModelSpec.create(tiny_synthetic.info, ModelConfig()))
+    with pytest.raises(ValueError, match="fit takes the train and val splits, got 'train'/'test'"):
+        fit(model, method, tiny_synthetic.train, tiny_synthetic.test, TrainConfig(), 0, tmp_path)
+    assert not (tmp_path / BEST).exists()
+
+
+def test_registry_holds_the_simple_baselines_and_mcr():
+    assert set(METHODS) == {"unimodal", "joint", "multiloss", "ensemble", "uni_pre_frozen",
+                            "uni_pre_finetuned", "mcr"}  # fmt: skip

@@ -1,0 +1,62 @@
+"""Config parsing: every bad key or value gives one message naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcr.config import ConfigError, from_mapping, load_params
+from mcr.data.synthetic import SyntheticConfig
+from mcr.methods import METHODS, create_method, split_method_name
+from mcr.registry import Registry
+from mcr.training import RunConfig, TrainConfig
+
+
+def test_unknown_key_lists_valid_keys() -> None:
+    with pytest.raises(
+        ConfigError, match=r"train.common.epoch: unknown key; valid keys: .*epochs"
+    ):
+        RunConfig.from_params({"train": {"common": {"epoch": 3}}})
+
+
+def test_wrong_type_and_range_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"train.common.lr: expected a number, got 'fast'"):
+        RunConfig.from_params({"train": {"common": {"lr": "fast"}}})
+    with pytest.raises(ConfigError, match=r"batch_size=1: expected >= 2"):
+        from_mapping(TrainConfig, {"batch_size": 1}, "train.common")
+    with pytest.raises(ConfigError, match=r"methods.mcr.game: 'greedyy' is not one of"):
+        from_mapping(METHODS.get("mcr").Config, {"game": "greedyy"}, "methods.mcr")
+    with pytest.raises(ConfigError, match="num_modalities=1"):
+        from_mapping(SyntheticConfig, {"num_modalities": 1}, "data.synthetic")
+
+
+def test_method_train_overrides_merge_into_common() -> None:
+    config = RunConfig.from_params(
+        {"train": {"common": {"lr": 0.01}, "methods": {"mcr": {"train": {"lr": 0.5}}}}}
+    )
+    train, block = config.for_method("mcr")
+    assert train.lr == 0.5 and block == {}
+    assert config.for_method("joint")[0].lr == 0.01
+
+
+def test_registry_lists_valid_names_and_refuses_duplicates(tiny_synthetic) -> None:
+    with pytest.raises(ConfigError, match=r"unknown method 'mrc'; valid names: .*joint.*mcr"):
+        create_method("mrc", {}, tiny_synthetic.info)
+    registry: Registry[int] = Registry("thing")
+    registry.register("x")(1)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("x")(2)
+    assert split_method_name("unimodal_m2") == ("unimodal", {"modality": "m2"})
+    with pytest.raises(ConfigError, match=r"no modality 'm9'; use unimodal_<modality> with one"):
+        create_method("unimodal_m9", {}, tiny_synthetic.info)
+
+
+def test_load_params_merges_files_and_reports_bad_yaml(tmp_path) -> None:
+    a, b, bad = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "bad.yaml"
+    a.write_text("train:\n  common: {lr: 0.1, epochs: 4}\n")
+    b.write_text("train:\n  common: {lr: 0.2}\n")
+    bad.write_text("train: [unclosed\n")
+    assert load_params(a, b) == {"train": {"common": {"lr": 0.2, "epochs": 4}}}
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML"):
+        load_params(bad)
+    with pytest.raises(ConfigError, match=r"missing.yaml: params file not found"):
+        load_params(tmp_path / "missing.yaml")
