@@ -90,15 +90,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     params = _override(load_params(*args.params), args.set)
     dataset = load_dataset(args.dataset, params.get("data"))
     config = RunConfig.from_params(params)
-    args.out.mkdir(parents=True, exist_ok=True)
-    run_record = {"dataset": args.dataset, "method": args.method, "seed": args.seed,
-                  "params": params, "unimodal": dict(args.unimodal)}  # fmt: skip
-    (args.out / RUN_FILE).write_text(json.dumps(run_record, indent=2) + "\n")
     result = train_run(
         dataset, args.method, config, args.seed, args.out,
         unimodal_runs=dict(args.unimodal), resume=not args.no_resume,
         progress=False if args.quiet else None,
     )  # fmt: skip
+    run_record = {"dataset": args.dataset, "method": args.method, "seed": args.seed,
+                  "params": params, "unimodal": dict(args.unimodal)}  # fmt: skip
+    (args.out / RUN_FILE).write_text(json.dumps(run_record, indent=2) + "\n")
     best = ", ".join(f"{k} {v:.4f}" for k, v in result.best_val.items())
     print(f"{args.method} seed {args.seed}: best epoch {result.best_epoch} ({best}) -> {args.out}")
 

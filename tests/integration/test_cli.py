@@ -72,3 +72,25 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path: Path) -> None:
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_bring_your_own_dataset_folder(tmp_path: Path) -> None:
+    from mcr.data.contract import write_dataset
+    from mcr.data.synthetic import SyntheticConfig, generate
+
+    folder = tmp_path / "my_set"
+    write_dataset(generate(SyntheticConfig(num_samples=400, num_modalities=3)), folder)
+    done = mcr("train", "--dataset", str(folder), "--method", "mcr", *PARAMS, *SHRINK,
+               "--out", str(tmp_path / "run"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = mcr("evaluate", "--run", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["test"]["modalities"]) == {"m1", "m2", "m3"}
+    bad = folder / "val.parquet"
+    bad.write_bytes(b"not parquet")
+    done = mcr(
+        "train", "--dataset", str(folder), "--method", "joint", "--out", str(tmp_path / "x")
+    )
+    assert done.returncode == 2 and "val.parquet" in done.stderr
+    assert "Traceback" not in done.stderr

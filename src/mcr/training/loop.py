@@ -144,7 +144,10 @@ def fit(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
-    meta = {"train_config": to_mapping(config), "seed": seed, **(run_meta or {})}
+    # What a resumed run must share with the run that wrote last.pt (display-only keys aside).
+    cosmetic = ("progress", "eval_batch_size")
+    train_meta = {k: v for k, v in to_mapping(config).items() if k not in cosmetic}
+    meta = {"train_config": train_meta, "seed": seed, **(run_meta or {})}
     aux = method.auxiliary()
     params = [p for p in model.parameters() if p.requires_grad]
     params += list(aux.parameters()) if aux is not None else []
