@@ -6,15 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
 
+pip_install() {
+  # pip warns once per package about optional local index folders it cannot find; hide that.
+  .venv/bin/pip install --quiet "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
+}
+
 ensure_venv() {
   # Reinstall when the lock or the project metadata is newer than the last install.
   if [ ! -x .venv/bin/python ] || [ requirements.lock -nt .venv/.installed ] \
      || [ pyproject.toml -nt .venv/.installed ]; then
     echo "==> installing into .venv/ from requirements.lock (about 1-2 minutes the first time)"
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --upgrade pip
-    .venv/bin/pip install --quiet -r requirements.lock
-    .venv/bin/pip install --quiet --no-deps -e .
+    pip_install --upgrade pip
+    pip_install -r requirements.lock
+    pip_install --no-deps -e .
     touch .venv/.installed
   fi
   export PATH="$PWD/.venv/bin:$PATH"

@@ -97,15 +97,16 @@ def perturbed_logits(
     ``clean[m]`` and ``perturbed[m]`` are modality ``m``'s head contributions on the same ``R``
     rows (clean copies and perturbed versions). For term ``(S, i)`` modality ``m`` uses its
     perturbed contribution iff ``m in S``, and is detached unless ``m == i`` (or ``i is None``).
+    Each modality's ``T`` parts are stacked first, so the fusion head runs once on ``T * R`` rows.
     """
-    rows = []
-    for subset, player, _ in terms:
-        parts = {}
-        for m in clean:
+    stacks = {}
+    for m in clean:
+        parts = []
+        for subset, player, _ in terms:
             part = perturbed[m] if m in subset else clean[m]
-            parts[m] = part if player in (None, m) else part.detach()
-        rows.append(combine(parts))
-    return torch.stack(rows)
+            parts.append(part if player in (None, m) else part.detach())
+        stacks[m] = torch.stack(parts)
+    return combine(stacks)
 
 
 def supervised_contrastive(
