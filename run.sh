@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's two Quickstart commands.
-#   ./run.sh        install what is missing into .venv/, then run the default experiment
+#   ./run.sh        install what is missing into .venv/, then run the default pipeline
+#                   (extra arguments go to snakemake, e.g. ./run.sh -n, ./run.sh --cores 1)
 #   ./run.sh test   install what is missing into .venv/, then run lint + the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -34,10 +35,11 @@ check_cpu_torch_in_ci() {
 
 run_tests() {
   check_cpu_torch_in_ci
-  echo "==> ruff"
-  ruff check src tests benchmarks
-  ruff format --check src tests benchmarks
-  echo "==> pytest"
+  echo "==> ruff, snakefmt"
+  ruff check src tests benchmarks workflow
+  ruff format --check src tests benchmarks workflow
+  snakefmt --check Snakefile workflow/
+  echo "==> pytest (unit, integration, a tiny end-to-end pipeline run)"
   set +e
   python -m pytest -q --durations=10
   rc=$?
@@ -47,26 +49,15 @@ run_tests() {
 }
 
 run_default() {
-  # Until the Snakemake pipeline lands, the default run is the synthetic comparison of every
-  # method the library has (one seed), through the `mcr` CLI.
-  local out=data/runs/synthetic params=(--params params/data.yaml --params params/train.yaml)
-  for m in m1 m2; do
-    mcr train --dataset synthetic --method "unimodal_$m" "${params[@]}" --out "$out/unimodal_$m/seed0"
-  done
-  local uni=(--unimodal "m1=$out/unimodal_m1/seed0" --unimodal "m2=$out/unimodal_m2/seed0")
-  for method in joint multiloss ensemble uni_pre_frozen uni_pre_finetuned mcr; do
-    mcr train --dataset synthetic --method "$method" "${params[@]}" "${uni[@]}" \
-      --out "$out/$method/seed0"
-  done
-  for run in "$out"/*/seed0; do
-    mcr evaluate --run "$run" --reference "m1=$out/unimodal_m1/seed0" \
-      --reference "m2=$out/unimodal_m2/seed0"
-  done
+  # The default pipeline: synthetic sweep x every method x 3 seeds, then the report.
+  snakemake --workflow-profile workflow/profiles/default "$@"
+  # Record the outputs in DVC (dvc.lock + cache) so `dvc repro` / `dvc push` see them.
+  dvc commit --force --quiet
+  echo "==> report: reports/summary.md, reports/results.csv, reports/figures/"
 }
 
 ensure_venv
-case "${1:-run}" in
+case "${1:-}" in
   test) run_tests ;;
-  run) run_default ;;
-  *) echo "usage: ./run.sh [test]" >&2; exit 2 ;;
+  *) run_default "$@" ;;
 esac

@@ -6,7 +6,7 @@ Where a method lives: ``mcr/methods/<registry name>.py``; what it may touch: the
 
 from mcr.methods import ensemble, joint, mcr, multiloss, uni_pretrained, unimodal  # noqa: F401
 from mcr.methods.base import Batch, Losses, Method, SetupContext
-from mcr.methods.registry import METHODS, create_method, split_method_name
+from mcr.methods.registry import METHODS, create_method, split_method_name, uses_unimodal_runs
 
 __all__ = [
     "METHODS",
@@ -16,4 +16,5 @@ __all__ = [
     "SetupContext",
     "create_method",
     "split_method_name",
+    "uses_unimodal_runs",
 ]

@@ -97,6 +97,11 @@ class Method:
         if n < self.min_modalities:
             raise ValueError(f"method needs >= {self.min_modalities} modalities, dataset has {n}")
 
+    @classmethod
+    def uses_unimodal_runs(cls, config: Any) -> bool:
+        """Whether runs of this method depend on unimodal runs (a DAG edge in the pipeline)."""
+        return bool(cls.needs_unimodal_models)
+
     def modalities(self, available: tuple[str, ...]) -> tuple[str, ...]:
         return available
 

@@ -95,9 +95,13 @@ class MCRMethod(Method):
         self.terms = game_terms(config.game, info.modalities)
         self.divergence = squared_error if info.task == "regression" else jensen_shannon
 
+    @classmethod
+    def uses_unimodal_runs(cls, config: MCRConfig) -> bool:
+        return config.init_from_unimodal
+
     @property
     def needs_unimodal_models(self) -> bool:  # type: ignore[override]
-        return self.config.init_from_unimodal
+        return self.uses_unimodal_runs(self.config)
 
     @property
     def trains_unimodal_heads(self) -> bool:  # type: ignore[override]

@@ -42,3 +42,11 @@ def create_method(name: str, params: Mapping[str, Any] | None, info: DatasetInfo
     except ValueError as exc:
         raise ConfigError(f"method {name!r} on dataset {info.name!r}: {exc}") from None
     return method
+
+
+def uses_unimodal_runs(name: str, params: Mapping[str, Any] | None) -> bool:
+    """Whether method ``name`` with ``params`` starts from (or combines) unimodal runs."""
+    key, overrides = split_method_name(name)
+    cls = METHODS.get(key)
+    config = from_mapping(cls.Config, {**(params or {}), **overrides}, f"methods.{key}")
+    return cls.uses_unimodal_runs(config)

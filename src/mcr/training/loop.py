@@ -128,13 +128,16 @@ def fit(
     *,
     run_meta: Mapping[str, Any] | None = None,
     resume: bool = True,
+    restart_if_changed: bool = False,
     callbacks: Sequence[EpochCallback] = (),
 ) -> FitResult:
     """Train ``model`` with ``method``; select the best epoch on ``val``; checkpoint every epoch.
 
     ``method.prepare`` must already have run (it may freeze parameters, which decides what the
     optimiser sees). With ``resume`` an existing ``last.pt`` written with the same ``run_meta``
-    continues where it stopped and gives the same result as an uninterrupted run.
+    continues where it stopped and gives the same result as an uninterrupted run; one written
+    with other settings is an error, or is overwritten with ``restart_if_changed`` (the pipeline:
+    a job reruns because its params changed).
 
     Returns:
         The best epoch, its validation metrics and the per-epoch history.
@@ -160,8 +163,13 @@ def fit(
     progress = _Progress()
     last_path = out_dir / checkpoint.LAST
     if resume and last_path.is_file():
-        progress = _restore(last_path, meta, model, method, optimizer, scheduler)
-        log.info("resuming %s at epoch %d", out_dir, progress.next_epoch)
+        try:
+            progress = _restore(last_path, meta, model, method, optimizer, scheduler)
+            log.info("resuming %s at epoch %d", out_dir, progress.next_epoch)
+        except SettingsChangedError:
+            if not restart_if_changed:
+                raise
+            log.warning("%s holds a run with other settings: starting afresh", last_path)
     epochs = config.epochs if method.trains else 0
     autocast = torch.autocast(
         "cuda", torch.bfloat16, enabled=device.type == "cuda" and config.bf16
@@ -174,6 +182,7 @@ def fit(
         disable=not config.progress, unit="epoch", leave=False,
     )  # fmt: skip
     if epochs == 0 and not progress.finished:  # nothing to train: the prepared model is final
+        progress.history.append({"epoch": -1.0})
         progress = _evaluate_epoch(-1, model, method, val, config, progress, out_dir, meta)
         progress.finished = True
     while not progress.finished and progress.next_epoch < epochs:
@@ -225,6 +234,7 @@ def fit(
     bar.close()
     if epochs == 0:
         _save_last(last_path, meta, model, method, optimizer, scheduler, progress)
+        write_history(progress.history, out_dir / "history.csv")
     return FitResult(
         best_epoch=progress.best_epoch,
         best_val=progress.best_val,
@@ -291,12 +301,16 @@ def _save_last(path, meta, model, method, optimizer, scheduler, progress: _Progr
     )
 
 
+class SettingsChangedError(ValueError):
+    """``last.pt`` belongs to a run with other settings than the one asked for."""
+
+
 def _restore(path, meta, model, method, optimizer, scheduler) -> _Progress:
     state = checkpoint.load(path)
     stored = {k: state.get(k) for k in meta}
     if stored != dict(meta):
         changed = sorted(k for k in meta if stored.get(k) != meta[k])
-        raise ValueError(
+        raise SettingsChangedError(
             f"{path} was written with different settings ({', '.join(changed)}); "
             "delete the run folder or train without resume"
         )

@@ -24,6 +24,7 @@ from mcr.training.runtime import resolve_device, seed_everything
 class RunConfig:
     """The ``train`` params block as a run sees it: common settings, model, method params."""
 
+    seeds: tuple[int, ...] = (0,)  # seeds the pipeline trains every method with
     common: TrainConfig = field(default_factory=TrainConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -50,6 +51,7 @@ def train_run(
     *,
     unimodal_runs: Mapping[str, str | Path] | None = None,
     resume: bool = True,
+    restart_if_changed: bool = False,
     callbacks: Sequence[EpochCallback] = (),
     progress: bool | None = None,
 ) -> FitResult:
@@ -92,10 +94,12 @@ def train_run(
     }
     result = fit(
         model, method, dataset.train, dataset.val, train_config, seed, out_dir,
-        run_meta=run_meta, resume=resume, callbacks=callbacks,
+        run_meta=run_meta, resume=resume, restart_if_changed=restart_if_changed,
+        callbacks=callbacks,
     )  # fmt: skip
     summary = {
         **run_meta,
+        "train_config": to_mapping(train_config),
         "seed": seed,
         "best_epoch": result.best_epoch,
         "best_val": result.best_val,

@@ -1,0 +1,187 @@
+"""What each Snakemake rule does, as one library call per rule (scripts stay thin adapters).
+
+Dataset names of the pipeline come from ``params/data.yaml``: ``synthetic_r<level>`` for every
+level of the imbalance sweep (the paper's Fig. 1 axis, U1/S), and any bring-your-own folder listed
+under ``folders``. Every dataset is materialised in the Parquet contract under
+``data/features/<name>/`` first, so training always reads the same validated files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcr import tracking
+from mcr.config import ConfigError, from_mapping
+from mcr.data.contract import read_dataset, write_dataset
+from mcr.data.load import load_dataset
+from mcr.data.synthetic import SyntheticConfig
+from mcr.evaluation import evaluate_run
+from mcr.training import RunConfig, train_run
+
+SWEEP_PREFIX = "synthetic_r"
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where a pipeline dataset comes from: a registered generator with params, or a folder."""
+
+    name: str
+    generator: str | None  # registered dataset name, or None for a folder
+    params: dict[str, Any]  # the generator's params block (empty for folders)
+    folder: str | None = None
+
+
+def pipeline_datasets(data: Mapping[str, Any]) -> dict[str, DatasetSource]:
+    """All datasets of the pipeline, by name, from the ``data`` params section."""
+    base = dict(data.get("synthetic") or {})
+    sources: dict[str, DatasetSource] = {}
+    for level in (data.get("sweep") or {}).get("u1_to_s_ratio", []):
+        name = f"{SWEEP_PREFIX}{float(level):g}"
+        sources[name] = DatasetSource(name, "synthetic", {**base, "u1_to_s_ratio": float(level)})
+    for name, folder in (data.get("folders") or {}).items():
+        if name in sources:
+            raise ConfigError(f"data.folders.{name}: the name is taken by the synthetic sweep")
+        sources[name] = DatasetSource(name, None, {}, str(folder))
+    return sources
+
+
+def sweep_level(dataset: str) -> float | None:
+    """The U1/S level of a sweep dataset name, else None."""
+    if dataset.startswith(SWEEP_PREFIX):
+        try:
+            return float(dataset[len(SWEEP_PREFIX) :])
+        except ValueError:
+            return None
+    return None
+
+
+def dataset_modalities(source: DatasetSource) -> tuple[str, ...]:
+    """Modalities known before any data exists (needed to lay out the DAG)."""
+    if source.generator == "synthetic":
+        return from_mapping(SyntheticConfig, source.params, f"data.{source.name}").modalities
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(Path(source.folder or "") / "train.parquet")
+    return tuple(json.loads(schema.metadata[b"mcr"])["modalities"])
+
+
+def make_dataset(source: DatasetSource, out_folder: str | Path) -> None:
+    """Generate (or validate and copy) a dataset into the Parquet contract."""
+    if source.generator is not None:
+        dataset = load_dataset(source.generator, {source.generator: source.params})
+        dataset = type(dataset)(
+            info=type(dataset.info)(**{**vars(dataset.info), "name": source.name}),
+            train=dataset.train, val=dataset.val, test=dataset.test,
+        )  # fmt: skip
+    else:
+        dataset = read_dataset(source.folder or "", name=source.name)
+    write_dataset(dataset, out_folder)
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def train_model(
+    dataset_folder: str | Path,
+    dataset: str,
+    method: str,
+    seed: int,
+    train_params: Mapping[str, Any],
+    out_dir: str | Path,
+    unimodal_runs: Mapping[str, str | Path],
+) -> None:
+    """Train one run; an interrupted run with the same params resumes, a stale one restarts."""
+    data = read_dataset(dataset_folder, name=dataset)
+    config = RunConfig.from_params({"train": train_params})
+    train_run(
+        data, method, config, seed, out_dir,
+        unimodal_runs=unimodal_runs, restart_if_changed=True, progress=False,
+    )  # fmt: skip
+
+
+def evaluate_method(
+    dataset_folder: str | Path,
+    dataset: str,
+    run_dirs: Sequence[str | Path],
+    reference_runs: Sequence[Mapping[str, str | Path]],
+    metrics_paths: Sequence[str | Path],
+) -> None:
+    """Evaluate every seed of one method on val and test; write one JSON per run."""
+    data = read_dataset(dataset_folder, name=dataset)
+    for run_dir, references, out in zip(run_dirs, reference_runs, metrics_paths, strict=True):
+        evaluate_run(run_dir, data, reference_runs=references, out_path=out)
+
+
+def track_runs(
+    dataset: str, run_dirs: Sequence[str | Path], repo_root: str | Path, out: str | Path
+) -> dict[str, str | None]:
+    """Log every finished run of a dataset to MLflow (experiment = dataset; run = method x seed).
+
+    Runs are logged from their result files after evaluation, in one process per dataset: one
+    MLflow start-up instead of one per training job, and the results on disk stay the only
+    source of truth. Unchanged runs are not logged twice (see ``tracking.log_run``).
+    """
+    uri = tracking.tracking_uri(repo_root)
+    commit = tracking.git_commit()
+    logged: dict[str, str | None] = {}
+    for run_dir in map(Path, run_dirs):
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        method, seed = summary["method"], summary["seed"]
+        tag = f"{dataset}/{method}/seed{seed}"
+        params = {"dataset": dataset, "method": method, "seed": seed,
+                  "method_config": summary["method_config"], "train": summary["train_config"]}  # fmt: skip
+        final = {
+            f"{split}_{k}": v
+            for split in ("val", "test")
+            for k, v in metrics[split].items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        for split in ("val", "test"):
+            for modality, values in metrics[split].get("modalities", {}).items():
+                final.update({f"{split}_{k}.{modality}": v for k, v in values.items()
+                              if isinstance(v, int | float)})  # fmt: skip
+        files = [run_dir / "history.csv", run_dir / "train_summary.json", run_dir / "metrics.json"]
+        fingerprint = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+        logged[tag] = tracking.log_run(
+            uri,
+            experiment=dataset,
+            run_name=f"{method}-seed{seed}",
+            tags={
+                tracking.RUN_TAG: tag,
+                tracking.FINGERPRINT_TAG: fingerprint,
+                "git_commit": commit,
+                "params_hash": params_hash(params),
+                "snakemake.rule": "train_model",
+                "snakemake.wildcards": f"dataset={dataset},method={method},seed={seed}",
+                "best_epoch": str(summary["best_epoch"]),
+            },
+            params=params,
+            history=_read_history(run_dir / "history.csv"),
+            final_metrics=final,
+            artifacts=files,
+        )
+    Path(out).write_text(json.dumps({"tracking_uri": uri, "runs": logged}, indent=2) + "\n")
+    return logged
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    import csv
+
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def method_train_params(train: Mapping[str, Any], method_key: str) -> dict[str, Any]:
+    """The slice of the ``train`` section one method's runs depend on (and nothing else)."""
+    return {
+        "common": train.get("common") or {},
+        "model": train.get("model") or {},
+        "methods": {method_key: (train.get("methods") or {}).get(method_key) or {}},
+    }

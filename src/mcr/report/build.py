@@ -1,0 +1,103 @@
+"""The report: ``results.csv`` (every metric of every run), ``summary.md`` (Table-1 style) and
+the figures, all computed from the per-run metrics files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from mcr.report import figures
+from mcr.report.tables import mean_std, results_table, table1_markdown
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The ``report`` params block."""
+
+    method_order: tuple[str, ...] = ()  # row order of tables and legend order of figures
+    display_names: dict[str, str] = field(default_factory=dict)  # registry name -> label
+    paper_results: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> method
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    results_csv: Path
+    summary_md: Path
+    sweep_png: Path
+    utilisation_png: Path
+    error_analysis_png: Path
+
+
+def _format_utilisation(results: pd.DataFrame, dataset: str, order: list[str], display) -> str:
+    part = results[(results["split"] == "test") & (results["dataset"] == dataset)]
+    columns = [c for c in part.columns if c.endswith("_in_model_accuracy")]
+    if part.empty or not columns:
+        return ""
+    stats = part.groupby("method")[columns].mean() * 100
+    methods = [m for m in order if m in stats.index] + sorted(set(stats.index) - set(order))
+    names = [c[: -len("_in_model_accuracy")] for c in columns]
+    lines = ["| Method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for m in methods:
+        cells = ["–" if pd.isna(v) else f"{v:.1f}" for v in stats.loc[m]]
+        lines.append(f"| {display.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build_report(
+    metric_files: Iterable[str | Path],
+    config: ReportConfig,
+    sweep_levels: Mapping[str, float],
+    paths: ReportPaths,
+) -> pd.DataFrame:
+    """Write every report file; returns the results table."""
+    results = results_table(metric_files)
+    paths.results_csv.parent.mkdir(parents=True, exist_ok=True)
+    results.to_csv(paths.results_csv, index=False, float_format="%.6g")
+    order = list(config.method_order)
+    methods = order + sorted(set(results["method"]) - set(order))
+    display = config.display_names
+    summary = mean_std(results, "accuracy")
+    datasets = list(dict.fromkeys(results["dataset"]))
+    focus = max(sweep_levels, key=sweep_levels.get) if sweep_levels else datasets[-1]
+    modalities = sorted(
+        {
+            c[: -len("_in_model_accuracy")]
+            for c in results.columns
+            if c.endswith("_in_model_accuracy")
+        }
+    )
+    figures.imbalance_sweep(results, sweep_levels, methods, display, paths.sweep_png)
+    figures.modality_utilisation(
+        results, focus, modalities, methods, display, paths.utilisation_png
+    )
+    figures.error_analysis(results, focus, methods, display, paths.error_analysis_png)
+    seeds = sorted(results["seed"].unique())
+    md = [
+        "# Results",
+        "",
+        (
+            f"Test accuracy (%), mean ± std over seeds {', '.join(map(str, seeds))}; best per "
+            "column in bold; the paper's number in parentheses where a dataset matches one of its "
+            "columns. Model selection on validation only. Generated from `reports/results.csv`."
+        ),
+        "",
+        table1_markdown(summary, order, display, config.paper_results),
+        "",
+        f"## Per-modality utilisation on {focus}",
+        "",
+        "In-model test accuracy (%) of each modality's fused contribution alone (W_m z_m + b/M).",
+        "",
+        _format_utilisation(results, focus, order, display),
+        "",
+        "## Figures",
+        "",
+        f"![imbalance sweep]({paths.sweep_png.relative_to(paths.summary_md.parent)})",
+        f"![modality utilisation]({paths.utilisation_png.relative_to(paths.summary_md.parent)})",
+        f"![error analysis]({paths.error_analysis_png.relative_to(paths.summary_md.parent)})",
+        "",
+    ]
+    paths.summary_md.write_text("\n".join(md))
+    return results

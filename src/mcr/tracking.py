@@ -1,0 +1,140 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+Result files on disk are the source of truth; tracking is for browsing (``mlflow ui``). So every
+call here is best effort: a tracking failure is retried, then reported as a warning, and never
+loses or blocks a result. The default backend is an sqlite database at an *absolute* path in the
+checkout (a relative URI silently loses runs made from temporary copies, e.g. ``dvc exp --queue``);
+``MLFLOW_TRACKING_URI`` overrides it (e.g. a tracking server for cluster runs). The database must be
+created once before parallel jobs start (:func:`init_store`; parallel first use corrupts it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RUN_TAG = "mcr.run"  # "<dataset>/<method>/seed<seed>": joins an MLflow run to its result files
+FINGERPRINT_TAG = "mcr.fingerprint"  # hash of the run's result files: same results, same run
+ATTEMPTS = 3
+
+
+def tracking_uri(repo_root: str | Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<absolute repo root>/mlflow.db``."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    root = Path(repo_root or Path.cwd()).resolve()
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def _retry(what: str, action: Callable[[], T]) -> T | None:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return action()
+        except Exception as exc:  # noqa: BLE001 -- tracking must never break a run
+            if attempt == ATTEMPTS:
+                log.warning("MLflow %s failed after %d attempts: %s", what, ATTEMPTS, exc)
+                print(f"WARNING: MLflow {what} failed ({exc}); results on disk are intact")
+                return None
+            time.sleep(0.5 * 2**attempt)
+    return None
+
+
+def init_store(uri: str) -> None:
+    """Create (and migrate) the tracking database once, and switch sqlite to WAL mode."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.search_experiments(max_results=1)  # first access creates the schema
+    if uri.startswith("sqlite:///"):
+        with sqlite3.connect(uri[len("sqlite:///") :]) as db:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent; 5x faster parallel logging
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}`` (MLflow params are flat strings)."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:6000]
+    return flat
+
+
+def _metric_name(name: str) -> str:
+    """MLflow metric names allow letters, digits and ``_-./ :``; brackets become dots."""
+    return name.replace("[", ".").replace("]", "").replace("+", "_")
+
+
+def log_run(
+    uri: str,
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any],
+    history: Iterable[Mapping[str, float]],
+    final_metrics: Mapping[str, float],
+    artifacts: Iterable[str | Path] = (),
+) -> str | None:
+    """Log one finished run: params, per-epoch metrics (step = epoch), final metrics, files.
+
+    Idempotent: if a run with the same ``mcr.run`` and ``mcr.fingerprint`` tags exists, nothing
+    is logged again and its id is returned, so re-tracking unchanged results adds no duplicates.
+    Returns the run id, or None when tracking failed (after retries; results stay on disk).
+    """
+
+    def action() -> str:
+        import mlflow
+        from mlflow.entities import Metric, Param
+
+        mlflow.set_tracking_uri(uri)
+        client = mlflow.MlflowClient()
+        found = client.get_experiment_by_name(experiment)
+        exp_id = found.experiment_id if found else client.create_experiment(experiment)
+        query = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in (RUN_TAG, FINGERPRINT_TAG))
+        existing = client.search_runs([exp_id], filter_string=query, max_results=1)
+        if existing:
+            return existing[0].info.run_id
+        run = client.create_run(exp_id, run_name=run_name, tags=dict(tags))
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(_metric_name(k), float(v), now, int(row["epoch"]))
+            for row in history
+            for k, v in row.items()
+            if k != "epoch" and not math.isnan(v)
+        ]
+        metrics += [Metric(_metric_name(k), float(v), now, 0) for k, v in final_metrics.items()]
+        flat = [Param(k, v) for k, v in flatten(params).items()]
+        for start in range(0, len(metrics), 1000):  # MLflow's batch limits
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        for start in range(0, len(flat), 100):
+            client.log_batch(run_id, params=flat[start : start + 100])
+        for path in artifacts:
+            client.log_artifact(run_id, str(path))
+        client.set_terminated(run_id)
+        return run_id
+
+    return _retry(f"logging of run {run_name}", action)

@@ -1,0 +1,111 @@
+"""The Snakemake pipeline on the real params (dry run) and end to end on shrunken params."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+       "MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1"}  # fmt: skip
+ENV.pop("MLFLOW_TRACKING_URI", None)
+
+
+def run(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    profile = ("--workflow-profile", "workflow/profiles/default")
+    return run(str(BIN / "snakemake"), *profile, *args, cwd=cwd)
+
+
+def test_dry_run_on_the_real_params() -> None:
+    done = snakemake("-n", "--quiet", "all", cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_dvc_yaml_is_generated_from_the_current_dag() -> None:
+    done = run(sys.executable, "workflow/tools/smk2dvc.py", "--check", cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+
+def shrink(project: Path) -> None:
+    """The real params, shrunk: two imbalance levels, one seed, two epochs, 300 samples."""
+    edits = {
+        "data": lambda d: (
+            d["data"]["synthetic"].update(num_samples=300)
+            or d["data"]["sweep"].update(u1_to_s_ratio=[0, 4])
+        ),
+        "train": lambda d: (
+            d["train"].update(seeds=[0]) or d["train"]["common"].update(epochs=2, batch_size=32)
+        ),
+    }
+    for stem, edit in edits.items():
+        path = project / f"params/{stem}.yaml"
+        content = yaml.safe_load(path.read_text())
+        edit(content)
+        path.write_text(yaml.safe_dump(content, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the workflow, library and params, run once end to end."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("Snakefile", "workflow", "params", "src"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, root / name)
+    shrink(root)
+    done = snakemake("--cores", "2", cwd=root)
+    assert done.returncode == 0, done.stderr[-5000:]
+    return root
+
+
+def test_end_to_end_writes_report_and_tracks_runs(project: Path) -> None:
+    for name in ("results.csv", "summary.md", "figures/imbalance_sweep.png",
+                 "figures/modality_utilisation.png", "figures/error_analysis.png"):  # fmt: skip
+        assert (project / "reports" / name).stat().st_size > 0, name
+    rows = list(csv.DictReader((project / "reports/results.csv").open()))
+    assert {"dataset", "method", "seed", "split", "accuracy", "macro_f1"} <= set(rows[0])
+    methods = {r["method"] for r in rows}
+    assert {"mcr", "joint", "ensemble", "unimodal_m1", "unimodal_m2"} <= methods
+    assert len(rows) == 2 * len(methods) * 1 * 2  # datasets x methods x seeds x splits
+    summary = (project / "reports/summary.md").read_text()
+    assert "| MCR |" in summary and "**" in summary
+    with sqlite3.connect(project / "mlflow.db") as db:
+        runs = db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
+        experiments = {n for (n,) in db.execute("select name from experiments")}
+    assert runs == 2 * len(methods)
+    assert {"synthetic_r0", "synthetic_r4"} <= experiments
+
+
+def test_rerun_is_a_noop_and_an_mcr_param_reruns_only_mcr(project: Path) -> None:
+    done = snakemake("-n", cwd=project)
+    assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr
+    path = project / "params/train.yaml"
+    content = yaml.safe_load(path.read_text())
+    content["train"]["methods"]["mcr"]["lambda_mipd"] = 0.5
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    done = snakemake("-n", "--quiet", "rules", cwd=project)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = {}
+    for line in (done.stdout + done.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            jobs[parts[0]] = int(parts[1])
+    assert jobs == {"train_model": 2, "evaluate_model": 2, "track_runs": 2, "build_report": 1,
+                    "all": 1, "total": 8}  # fmt: skip

@@ -1,0 +1,76 @@
+# Everything that is not a rule: params validation, the dataset/method/seed tables, input
+# functions, and the code each stage depends on (a code edit reruns the stage's jobs).
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from mcr.methods import split_method_name, uses_unimodal_runs
+from mcr.pipeline import dataset_modalities, method_train_params, pipeline_datasets
+from mcr.tracking import init_store, tracking_uri
+
+for _stem in ("data", "train", "report"):
+    validate(config[_stem], schema=f"../schemas/{_stem}.schema.yaml")
+
+PYTHON = sys.executable  # the interpreter running Snakemake (the project's .venv)
+DATASETS = pipeline_datasets(config["data"])
+MODALITIES = {name: dataset_modalities(source) for name, source in DATASETS.items()}
+SEEDS = list(config["train"]["seeds"])
+FEATURES = "data/features/{dataset}"
+RUN = "data/runs/{dataset}/{method}/seed{seed}"
+SPLIT_FILES = ("train.parquet", "val.parquet", "test.parquet")
+
+
+def run_methods(dataset):
+    """Registry names of every run on ``dataset`` (``unimodal`` becomes one per modality)."""
+    names = []
+    for key in config["train"]["methods"]:
+        if key == "unimodal":
+            names += [f"unimodal_{m}" for m in MODALITIES[dataset]]
+        else:
+            names.append(key)
+    return names
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS) or "no-dataset",
+    method="[a-z0-9_]+",
+    seed=r"\d+",
+
+
+def method_key(method):
+    return split_method_name(method)[0]
+
+
+def unimodal_runs(wildcards):
+    """Unimodal run folders a method starts from (a real DAG edge), by modality."""
+    params = config["train"]["methods"].get(method_key(wildcards.method))
+    if not uses_unimodal_runs(wildcards.method, params):
+        return {}
+    folder = "data/runs/{}/unimodal_{}/seed{}"
+    return {
+        m: folder.format(wildcards.dataset, m, wildcards.seed)
+        for m in MODALITIES[wildcards.dataset]
+    }
+
+
+def code(*modules):
+    """Library files a stage imports, so editing them reruns the stage (Snakemake and DVC)."""
+    files = ["src/mcr/__init__.py", "src/mcr/config.py", "src/mcr/registry.py"]
+    for module in modules:
+        path = Path("src/mcr") / module
+        files += sorted(map(str, path.rglob("*.py"))) if path.is_dir() else [str(path)]
+    return files
+
+
+CODE_DATA = code("data", "pipeline.py")
+CODE_TRAIN = code(
+    "data", "models", "methods", "training", "metrics.py", "tracking.py", "pipeline.py"
+)
+CODE_EVALUATE = CODE_TRAIN + code("evaluation")
+CODE_REPORT = code("report")
+
+
+def init_tracking():
+    """Create the MLflow database once, before parallel jobs would race to create it."""
+    init_store(tracking_uri(Path.cwd()))

@@ -1,0 +1,34 @@
+"""Rule build_report: results.csv, summary.md and the figures, from the metrics files.
+
+Inputs: every run's ``metrics.json``; the ``report`` and ``data`` params. Outputs: ``reports/``.
+"""
+
+import argparse
+from pathlib import Path
+
+from mcr.config import from_mapping, load_params
+from mcr.pipeline import pipeline_datasets, sweep_level
+from mcr.report import ReportConfig, ReportPaths, build_report
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--params", action="append", required=True)
+parser.add_argument("--out", required=True, type=Path)
+parser.add_argument("metrics", nargs="+")
+args = parser.parse_args()
+
+params = load_params(*args.params)
+levels = {
+    n: sweep_level(n) for n in pipeline_datasets(params["data"]) if sweep_level(n) is not None
+}
+build_report(
+    args.metrics,
+    from_mapping(ReportConfig, params["report"], "report"),
+    levels,
+    ReportPaths(
+        results_csv=args.out / "results.csv",
+        summary_md=args.out / "summary.md",
+        sweep_png=args.out / "figures/imbalance_sweep.png",
+        utilisation_png=args.out / "figures/modality_utilisation.png",
+        error_analysis_png=args.out / "figures/error_analysis.png",
+    ),
+)

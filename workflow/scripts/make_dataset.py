@@ -1,0 +1,19 @@
+"""Rule make_dataset: write one pipeline dataset into the Parquet contract.
+
+Inputs: the ``data`` params. Output: ``<out>/{train,val,test}.parquet``.
+"""
+
+import argparse
+
+from mcr.config import load_params
+from mcr.pipeline import make_dataset, pipeline_datasets
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--dataset", required=True)
+parser.add_argument("--params", required=True)
+parser.add_argument("--out", required=True)
+args = parser.parse_args()
+
+sources = pipeline_datasets(load_params(args.params)["data"])
+make_dataset(sources[args.dataset], args.out)
+print(f"wrote {args.dataset} to {args.out}")
