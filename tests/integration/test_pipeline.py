@@ -109,3 +109,79 @@ def test_rerun_is_a_noop_and_an_mcr_param_reruns_only_mcr(project: Path) -> None
             jobs[parts[0]] = int(parts[1])
     assert jobs == {"train_model": 2, "evaluate_model": 2, "track_runs": 2, "build_report": 1,
                     "all": 1, "total": 8}  # fmt: skip
+
+
+def test_snakemake_html_report(project: Path) -> None:
+    done = snakemake("--report", "reports/workflow_report.html", cwd=project)
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = (project / "reports/workflow_report.html").read_text(errors="replace")
+    assert "imbalance_sweep.png" in html and len(html) > 100_000  # figures inlined, offline
+
+
+def test_dvc_records_pushes_and_pulls_the_outputs(project: Path, tmp_path: Path) -> None:
+    """After snakemake: dvc commit; a local remote round trip; then both tools agree."""
+    dvc = str(BIN / "dvc")
+    steps = [
+        ("git", "init", "-q"),
+        (dvc, "init", "-q"),
+        (sys.executable, "workflow/tools/smk2dvc.py"),
+        (dvc, "commit", "-f", "-q"),
+        (dvc, "remote", "add", "-d", "store", str(tmp_path / "remote")),
+        (dvc, "push", "-q"),
+    ]
+    for step in steps:
+        done = run(*step, cwd=project)
+        assert done.returncode == 0, f"{step}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    model = project / "data/runs/synthetic_r4/mcr/seed0/best.pt"
+    content = model.read_bytes()
+    model.unlink()
+    done = run(dvc, "pull", "-q", cwd=project)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert model.read_bytes() == content
+    assert snakemake("--touch", "--quiet", "all", cwd=project).returncode == 0
+    done = snakemake("-n", cwd=project)
+    assert "Nothing to be done" in done.stdout + done.stderr
+    done = run(dvc, "repro", cwd=project)
+    assert done.returncode == 0 and "Data and pipelines are up to date" in done.stdout
+
+
+def test_mlflow_server_serves_the_runs(project: Path) -> None:
+    import json
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError("mlflow server did not come up") from None
+                time.sleep(0.5)
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/experiments/search",
+            data=json.dumps({"max_results": 100}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            names = {e["name"] for e in json.load(response)["experiments"]}
+        assert {"synthetic_r0", "synthetic_r4"} <= names
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # stop the whole process tree by PID
+        server.wait(timeout=30)
+    assert server.poll() is not None
