@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +74,7 @@ def make_dataset(source: DatasetSource, out_folder: str | Path) -> None:
     """Generate (or validate and copy) a dataset into the Parquet contract."""
     if source.generator is not None:
         dataset = load_dataset(source.generator, {source.generator: source.params})
-        dataset = type(dataset)(
-            info=type(dataset.info)(**{**vars(dataset.info), "name": source.name}),
-            train=dataset.train, val=dataset.val, test=dataset.test,
-        )  # fmt: skip
+        dataset = replace(dataset, info=replace(dataset.info, name=source.name))
     else:
         dataset = read_dataset(source.folder or "", name=source.name)
     write_dataset(dataset, out_folder)
@@ -137,15 +134,15 @@ def track_runs(
         tag = f"{dataset}/{method}/seed{seed}"
         params = {"dataset": dataset, "method": method, "seed": seed,
                   "method_config": summary["method_config"], "train": summary["train_config"]}  # fmt: skip
-        final = {
-            f"{split}_{k}": v
+        final = {  # "final_": evaluated with the selected weights (history has per-epoch val_*)
+            f"final_{split}_{k}": v
             for split in ("val", "test")
             for k, v in metrics[split].items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         }
         for split in ("val", "test"):
             for modality, values in metrics[split].get("modalities", {}).items():
-                final.update({f"{split}_{k}.{modality}": v for k, v in values.items()
+                final.update({f"final_{split}_{k}.{modality}": v for k, v in values.items()
                               if isinstance(v, int | float)})  # fmt: skip
         files = [run_dir / "history.csv", run_dir / "train_summary.json", run_dir / "metrics.json"]
         fingerprint = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]

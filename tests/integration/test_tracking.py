@@ -1,0 +1,57 @@
+"""MLflow tracking from result files: logged once, and a failure never loses a result."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from mcr import tracking
+from mcr.evaluation import evaluate_run
+from mcr.pipeline import track_runs
+from mcr.training import train_run
+from tests.conftest import tiny_run_config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_synthetic, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "joint" / "seed0"
+    train_run(tiny_synthetic, "joint", tiny_run_config(2), 0, run_dir)
+    evaluate_run(run_dir, tiny_synthetic, out_path=run_dir / "metrics.json")
+    return run_dir
+
+
+def test_runs_are_logged_once_with_history_and_final_metrics(finished_run, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking.tracking_uri(tmp_path)
+    assert uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    tracking.init_store(uri)
+    first = track_runs("synthetic", [finished_run], tmp_path, tmp_path / "a.json")
+    again = track_runs("synthetic", [finished_run], tmp_path, tmp_path / "b.json")
+    assert first == again and None not in first.values()  # unchanged results: same run
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        assert db.execute("select count(*) from runs").fetchone()[0] == 1
+        steps = db.execute("select count(*) from metrics where key = 'val_accuracy'").fetchone()[0]
+        test_acc = db.execute(
+            "select value from metrics where key = 'final_test_accuracy'"
+        ).fetchone()
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert steps == 2  # one point per epoch
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    assert test_acc[0] == pytest.approx(metrics["test"]["accuracy"])
+
+
+def test_tracking_failure_is_reported_and_results_stay(
+    finished_run, tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "blocker").write_text("a file where the database folder would have to be")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/blocker/mlflow.db")
+    before = {p.name: p.read_bytes() for p in finished_run.iterdir()}
+    logged = track_runs("synthetic", [finished_run], tmp_path, tmp_path / "runs.json")
+    assert list(logged.values()) == [None]
+    assert "WARNING: MLflow logging of run joint-seed0 failed" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in finished_run.iterdir()} == before
+    assert json.loads((tmp_path / "runs.json").read_text())["runs"] == {
+        "synthetic/joint/seed0": None
+    }
