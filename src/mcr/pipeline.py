@@ -8,14 +8,12 @@ under ``folders``. Every dataset is materialised in the Parquet contract under
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mcr import tracking
 from mcr.config import ConfigError, from_mapping
 from mcr.data.contract import read_dataset, write_dataset
 from mcr.data.load import load_dataset
@@ -80,10 +78,6 @@ def make_dataset(source: DatasetSource, out_folder: str | Path) -> None:
     write_dataset(dataset, out_folder)
 
 
-def params_hash(params: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def train_model(
     dataset_folder: str | Path,
     dataset: str,
@@ -113,66 +107,6 @@ def evaluate_method(
     data = read_dataset(dataset_folder, name=dataset)
     for run_dir, references, out in zip(run_dirs, reference_runs, metrics_paths, strict=True):
         evaluate_run(run_dir, data, reference_runs=references, out_path=out)
-
-
-def track_runs(
-    dataset: str, run_dirs: Sequence[str | Path], repo_root: str | Path, out: str | Path
-) -> dict[str, str | None]:
-    """Log every finished run of a dataset to MLflow (experiment = dataset; run = method x seed).
-
-    Runs are logged from their result files after evaluation, in one process per dataset: one
-    MLflow start-up instead of one per training job, and the results on disk stay the only
-    source of truth. Unchanged runs are not logged twice (see ``tracking.log_run``).
-    """
-    uri = tracking.tracking_uri(repo_root)
-    commit = tracking.git_commit()
-    logged: dict[str, str | None] = {}
-    for run_dir in map(Path, run_dirs):
-        summary = json.loads((run_dir / "train_summary.json").read_text())
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        method, seed = summary["method"], summary["seed"]
-        tag = f"{dataset}/{method}/seed{seed}"
-        params = {"dataset": dataset, "method": method, "seed": seed,
-                  "method_config": summary["method_config"], "train": summary["train_config"]}  # fmt: skip
-        final = {  # "final_": evaluated with the selected weights (history has per-epoch val_*)
-            f"final_{split}_{k}": v
-            for split in ("val", "test")
-            for k, v in metrics[split].items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        for split in ("val", "test"):
-            for modality, values in metrics[split].get("modalities", {}).items():
-                final.update({f"final_{split}_{k}.{modality}": v for k, v in values.items()
-                              if isinstance(v, int | float)})  # fmt: skip
-        files = [run_dir / "history.csv", run_dir / "train_summary.json", run_dir / "metrics.json"]
-        fingerprint = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
-        logged[tag] = tracking.log_run(
-            uri,
-            experiment=dataset,
-            run_name=f"{method}-seed{seed}",
-            tags={
-                tracking.RUN_TAG: tag,
-                tracking.FINGERPRINT_TAG: fingerprint,
-                "git_commit": commit,
-                "params_hash": params_hash(params),
-                "snakemake.rule": "train_model",
-                "snakemake.wildcards": f"dataset={dataset},method={method},seed={seed}",
-                "best_epoch": str(summary["best_epoch"]),
-            },
-            params=params,
-            history=_read_history(run_dir / "history.csv"),
-            final_metrics=final,
-            artifacts=files,
-        )
-    Path(out).write_text(json.dumps({"tracking_uri": uri, "runs": logged}, indent=2) + "\n")
-    return logged
-
-
-def _read_history(path: Path) -> list[dict[str, float]]:
-    import csv
-
-    with path.open() as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
 def method_train_params(train: Mapping[str, Any], method_key: str) -> dict[str, Any]:

@@ -10,13 +10,16 @@ created once before parallel jobs start (:func:`init_store`; parallel first use 
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
 import logging
 import math
 import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,3 +141,65 @@ def log_run(
         return run_id
 
     return _retry(f"logging of run {run_name}", action)
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def track_runs(
+    dataset: str, run_dirs: Sequence[str | Path], repo_root: str | Path, out: str | Path
+) -> dict[str, str | None]:
+    """Log every finished run of a dataset to MLflow (experiment = dataset; run = method x seed).
+
+    Runs are logged from their result files after evaluation, in one process per dataset: one
+    MLflow start-up instead of one per training job, and the results on disk stay the only
+    source of truth. Unchanged runs are not logged twice (see ``log_run``).
+    """
+    uri = tracking_uri(repo_root)
+    commit = git_commit()
+    logged: dict[str, str | None] = {}
+    for run_dir in map(Path, run_dirs):
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        method, seed = summary["method"], summary["seed"]
+        tag = f"{dataset}/{method}/seed{seed}"
+        params = {"dataset": dataset, "method": method, "seed": seed,
+                  "method_config": summary["method_config"], "train": summary["train_config"]}  # fmt: skip
+        final = {  # "final_": evaluated with the selected weights (history has per-epoch val_*)
+            f"final_{split}_{k}": v
+            for split in ("val", "test")
+            for k, v in metrics[split].items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        for split in ("val", "test"):
+            for modality, values in metrics[split].get("modalities", {}).items():
+                final.update({f"final_{split}_{k}.{modality}": v for k, v in values.items()
+                              if isinstance(v, int | float)})  # fmt: skip
+        files = [run_dir / "history.csv", run_dir / "train_summary.json", run_dir / "metrics.json"]
+        fingerprint = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+        logged[tag] = log_run(
+            uri,
+            experiment=dataset,
+            run_name=f"{method}-seed{seed}",
+            tags={
+                RUN_TAG: tag,
+                FINGERPRINT_TAG: fingerprint,
+                "git_commit": commit,
+                "params_hash": params_hash(params),
+                "snakemake.rule": "train_model",
+                "snakemake.wildcards": f"dataset={dataset},method={method},seed={seed}",
+                "best_epoch": str(summary["best_epoch"]),
+            },
+            params=params,
+            history=_read_history(run_dir / "history.csv"),
+            final_metrics=final,
+            artifacts=files,
+        )
+    Path(out).write_text(json.dumps({"tracking_uri": uri, "runs": logged}, indent=2) + "\n")
+    return logged
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]

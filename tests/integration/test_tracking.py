@@ -9,7 +9,7 @@ import pytest
 
 from mcr import tracking
 from mcr.evaluation import evaluate_run
-from mcr.pipeline import track_runs
+from mcr.tracking import track_runs
 from mcr.training import train_run
 from tests.conftest import tiny_run_config
 

@@ -64,9 +64,7 @@ def code(*modules):
 
 
 CODE_DATA = code("data", "pipeline.py")
-CODE_TRAIN = code(
-    "data", "models", "methods", "training", "metrics.py", "tracking.py", "pipeline.py"
-)
+CODE_TRAIN = code("data", "models", "methods", "training", "metrics.py", "pipeline.py")
 CODE_EVALUATE = CODE_TRAIN + code("evaluation")
 CODE_REPORT = code("report")
 

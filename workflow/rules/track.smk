@@ -11,7 +11,7 @@ rule track_runs:
             for s in SEEDS
             for f in ("train_summary.json", "history.csv", "metrics.json")
         ],
-        code=code("tracking.py", "pipeline.py") + ["workflow/scripts/track_runs.py"],
+        code=code("tracking.py") + ["workflow/scripts/track_runs.py"],
     output:
         "data/runs/{dataset}/mlflow_runs.json",
     log:

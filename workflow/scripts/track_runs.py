@@ -7,7 +7,7 @@ Inputs: each run's ``train_summary.json``, ``history.csv`` and ``metrics.json``.
 import argparse
 from pathlib import Path
 
-from mcr.pipeline import track_runs
+from mcr.tracking import track_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
