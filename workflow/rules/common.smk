@@ -42,6 +42,17 @@ def method_key(method):
     return split_method_name(method)[0]
 
 
+def tracked_train_params(method):
+    """The params keys a run of ``method`` reads (seeds excluded: a new seed only adds jobs)."""
+    key = method_key(method)
+    sliced = method_train_params(config["train"], key)
+    return {
+        "train.common": sliced["common"],
+        "train.model": sliced["model"],
+        f"train.methods.{key}": sliced["methods"][key],
+    }
+
+
 def unimodal_runs(wildcards):
     """Unimodal run folders a method starts from (a real DAG edge), by modality."""
     params = config["train"]["methods"].get(method_key(wildcards.method))

@@ -20,18 +20,7 @@ rule train_model:
         mem_mb=1500,
         gpu=0,
     params:
-        tracked=lambda wc: {
-            f"train.{k}": v
-            for k, v in method_train_params(
-                config["train"], method_key(wc.method)
-            ).items()
-            if k != "methods"
-        }
-        | {
-            f"train.methods.{method_key(wc.method)}": config["train"]["methods"][
-                method_key(wc.method)
-            ]
-        },
+        tracked=lambda wc: tracked_train_params(wc.method),
         unimodal=lambda wc: " ".join(
             f"--unimodal {m}={d}" for m, d in unimodal_runs(wc).items()
         ),
