@@ -109,7 +109,6 @@ class MCRMethod(Method):
 
     def prepare(self, model: MultimodalModel, context: SetupContext) -> None:
         self.generator.manual_seed(context.seed)
-        self.terms = game_terms(self.config.game, model.modalities)
         if self.config.init_from_unimodal:
             load_unimodal_weights(model, context)
         dims = [e.latent_dim for e in model.encoders.values()]
