@@ -8,6 +8,8 @@ import torch
 
 from mcr.data.dataset import DatasetInfo, MultimodalDataset, Split
 from mcr.data.synthetic import SyntheticConfig, generate
+from mcr.methods import Batch, Method, SetupContext, create_method
+from mcr.models import ModelConfig, ModelSpec, MultimodalModel
 from mcr.training import RunConfig
 
 
@@ -68,3 +70,32 @@ def tiny_run_config(epochs: int = 3, **methods) -> RunConfig:
             }
         }
     )
+
+
+TINY_ENCODER = {"name": "mlp", "hidden_dims": [16], "latent_dim": 8}
+
+
+def build_method(
+    name: str, params: dict | None, dataset: MultimodalDataset, seed: int = 0
+) -> tuple[Method, MultimodalModel]:
+    """A configured, prepared method and its fresh tiny model, as ``train_run`` builds them."""
+    method = create_method(name, params or {}, dataset.info)
+    torch.manual_seed(seed)
+    spec = ModelSpec.create(
+        dataset.info, ModelConfig(encoder=TINY_ENCODER),
+        method.modalities(dataset.info.modalities), fusion=method.fusion(),
+    )  # fmt: skip
+    model = MultimodalModel(spec)
+    context = SetupContext(seed, torch.device("cpu"), val=dataset.val, train=dataset.train)
+    method.prepare(model, context)
+    return method, model
+
+
+def first_batch(dataset: MultimodalDataset, n: int = 32) -> Batch:
+    """The first ``n`` training rows as a batch."""
+    return Batch({m: x[:n] for m, x in dataset.train.inputs.items()}, dataset.train.labels[:n])
+
+
+def gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every populated ``.grad``, by parameter name."""
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}

@@ -61,3 +61,34 @@ def test_resnet18_is_resnet18_sized() -> None:
     assert encoder(torch.randn(2, 64, 64)[:, None]).shape == (2, 512)
     flat = ENCODERS.get("resnet18")(spec.config, (32, 32))  # (H, W) -> one channel
     assert flat(torch.randn(2, 32, 32)).shape == (2, 512)
+
+
+def test_fusion_spec_is_validated_stored_and_defaults_to_linear() -> None:
+    spec = ModelSpec.create(INFO, ModelConfig(), fusion={"name": "cosine", "scale": 4})
+    assert spec.fusion == {"name": "cosine", "scale": 4.0}
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    old = spec.to_dict()
+    del old["fusion"]  # a checkpoint written before fusion heads were selectable
+    assert ModelSpec.from_dict(old).fusion == {"name": "linear"}
+    with pytest.raises(ConfigError, match=r"fusion\.name: unknown fusion 'attention'; valid"):
+        ModelSpec.create(INFO, ModelConfig(), fusion={"name": "attention"})
+    with pytest.raises(ConfigError, match=r"fusion\.scale: expected a number > 0, got -1"):
+        ModelSpec.create(INFO, ModelConfig(), fusion={"name": "cosine", "scale": -1})
+    with pytest.raises(ConfigError, match="shared_head needs equal latent dims"):
+        config = ModelConfig(encoders={"a": {"name": "mlp", "latent_dim": 7}})
+        MultimodalModel(ModelSpec.create(INFO, config, fusion={"name": "shared_head"}))
+
+
+def test_parameter_groups_partition_the_trainable_parameters() -> None:
+    from mcr.methods import create_method
+    from mcr.training.loop import parameter_groups
+
+    model = MultimodalModel(ModelSpec.create(INFO, ModelConfig()))
+    for p in model.encoders["b"].parameters():
+        p.requires_grad_(False)
+    groups = parameter_groups(model, create_method("joint", {}, INFO))
+    names = [g["name"] for g in groups]
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert names == ["a", "b", "shared"] and len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in model.parameters() if p.requires_grad}
+    assert [id(p) for p in groups[-1]["params"]] == [id(model.fusion.bias)]

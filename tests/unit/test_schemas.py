@@ -56,6 +56,30 @@ def test_schema_rejects_a_typo_with_the_key_named() -> None:
     with pytest.raises(jsonschema.ValidationError, match="lambda_mpid"):
         jsonschema.validate(params, schema("train"))
     params = real_params()["train"]
-    params["methods"]["ogm"] = {}
-    with pytest.raises(jsonschema.ValidationError, match="ogm"):
+    params["methods"]["ogm_typo"] = {}
+    with pytest.raises(jsonschema.ValidationError, match="ogm_typo"):
         jsonschema.validate(params, schema("train"))
+
+
+def test_every_method_block_schema_matches_its_config_dataclass() -> None:
+    """Params blocks are validated by the schema *and* by the Config dataclass: both must list
+    the same keys with the same defaults, or a user gets a key the schema accepts but the run
+    refuses (or a silently different default)."""
+    import dataclasses
+
+    blocks = schema("train")["properties"]["methods"]["properties"]
+    for name in METHODS:
+        config = METHODS.get(name).Config
+        fields = dataclasses.fields(config) if dataclasses.is_dataclass(config) else ()
+        fields = [f for f in fields if not (name == "unimodal" and f.name == "modality")]
+        if not fields:
+            continue
+        assert name in blocks, f"workflow/schemas/train.schema.yaml: no block for {name!r}"
+        props = blocks[name]["properties"]
+        assert set(props) - {"train"} == {f.name for f in fields}, name
+        assert blocks[name].get("additionalProperties") is False, name
+        for f in fields:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            default = list(default) if isinstance(default, tuple) else default
+            assert props[f.name].get("default") == default, f"{name}.{f.name}"
+            assert props[f.name].get("description"), f"{name}.{f.name}: describe it"

@@ -4,7 +4,26 @@ Where a method lives: ``mcr/methods/<registry name>.py``; what it may touch: the
 :class:`mcr.methods.base.Method`.
 """
 
-from mcr.methods import ensemble, joint, mcr, multiloss, uni_pretrained, unimodal  # noqa: F401
+from mcr.methods import (  # noqa: F401
+    agm,
+    dnr,
+    ensemble,
+    gblend,
+    inforeg,
+    joint,
+    mcr,
+    mla,
+    mlb,
+    mmcosine,
+    mmpareto,
+    mslr,
+    multiloss,
+    ogm,
+    pmr,
+    reconboost,
+    uni_pretrained,
+    unimodal,
+)
 from mcr.methods.base import Batch, Losses, Method, SetupContext
 from mcr.methods.registry import METHODS, create_method, split_method_name, uses_unimodal_runs
 

@@ -3,13 +3,20 @@
 The one training loop (``mcr.training.loop``) calls these hooks and never names a method; a
 method never imports the loop. A method may:
 
-* choose which modalities its model has (``modalities``) and whether it trains at all (``trains``);
+* choose which modalities its model has (``modalities``), its fusion head (``fusion``) and
+  whether it trains at all (``trains``);
 * prepare the freshly built model once (``prepare``: load unimodal checkpoints, freeze, set heads);
 * own extra trainable modules (``auxiliary``, e.g. MCR's L_CEB reconstruction head);
+* act at each epoch start (``on_epoch_start``: stage switches, prototypes, weight snapshots);
+* split a batch into several optimiser steps (``substeps_per_batch`` / ``begin_substep``: MLA);
 * define the loss of a batch (``loss``), returning every term for logging;
 * edit gradients after ``backward`` (``after_backward``, e.g. OGM-style modulation);
+* scale each modality's learning rate (``lr_multiplier``: MSLR);
 * react to validation at each epoch end (``on_epoch_end``);
 * carry state across a checkpoint (``state_dict`` / ``load_state_dict``).
+
+Everything a method keeps between steps must be in ``state_dict``: a resumed run has to give the
+same numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -54,13 +61,16 @@ class SetupContext:
         seed: the run seed (methods derive their own random generators from it).
         device: where the model lives.
         unimodal_models: modality -> trained unimodal model, for methods that need them.
-        val: the validation split (e.g. for the ensemble's standardisation statistics).
+        val: the validation split (e.g. for the ensemble's standardisation statistics, D&R's
+            diagnosis, G-Blending's generalisation estimate).
+        train: the training split (e.g. for PMR's class prototypes, D&R's diagnosis).
     """
 
     seed: int
     device: torch.device
     unimodal_models: dict[str, MultimodalModel] = field(default_factory=dict)
     val: Split | None = None
+    train: Split | None = None
 
 
 def task_loss(info: DatasetInfo, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -84,6 +94,11 @@ class Method:
     supported_tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
     #: Smallest number of modalities the method makes sense for.
     min_modalities: ClassVar[int] = 1
+    #: Largest number of modalities the method is defined for (None: any).
+    max_modalities: ClassVar[int | None] = None
+    #: Optimiser steps per batch; ``begin_substep(i)`` is called before each (MLA: one per
+    #: modality). The loop runs forward, ``loss``, backward and step once per sub-step.
+    substeps_per_batch: int = 1
 
     def __init__(self, config: Any, info: DatasetInfo) -> None:
         self.config = config
@@ -96,6 +111,10 @@ class Method:
         n = len(self.modalities(self.info.modalities))
         if n < self.min_modalities:
             raise ValueError(f"method needs >= {self.min_modalities} modalities, dataset has {n}")
+        if self.max_modalities is not None and n > self.max_modalities:
+            raise ValueError(
+                f"method is defined for at most {self.max_modalities} modalities, dataset has {n}"
+            )
 
     @classmethod
     def uses_unimodal_runs(cls, config: Any) -> bool:
@@ -105,8 +124,13 @@ class Method:
     def modalities(self, available: tuple[str, ...]) -> tuple[str, ...]:
         return available
 
+    def fusion(self) -> dict[str, Any]:
+        """The fusion head the model is built with (``mcr.models.fusion``); stored in the spec."""
+        return {"name": "linear"}
+
     def prepare(self, model: MultimodalModel, context: SetupContext) -> None:
-        """Called once on the freshly built model, before the optimiser is created."""
+        """Called once on the freshly built model, before the optimiser is created (and before
+        a resumed run's state is restored)."""
 
     def auxiliary(self) -> nn.Module | None:
         """Extra trainable parameters owned by the method (optimised and checkpointed)."""
@@ -115,6 +139,12 @@ class Method:
     def set_train_mode(self, model: MultimodalModel) -> None:
         """Put the model in training mode at the start of every epoch."""
         model.train()
+
+    def on_epoch_start(self, epoch: int, model: MultimodalModel) -> None:
+        """Called before the batches of ``epoch`` (0-based), also on the first epoch of a resume."""
+
+    def begin_substep(self, index: int) -> None:
+        """Called before sub-step ``index`` of every batch when ``substeps_per_batch > 1``."""
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return task_loss(self.info, logits, labels)
@@ -125,6 +155,11 @@ class Method:
 
     def after_backward(self, model: MultimodalModel, batch: Batch, out: ModelOutput) -> None:
         """Gradient modulation point: ``.grad`` of every parameter is populated here."""
+
+    def lr_multiplier(self, group: str) -> float:
+        """Learning-rate factor of a parameter group: a modality's ``player_parameters``, or
+        ``"shared"`` for the rest. Read before every optimiser step."""
+        return 1.0
 
     def on_epoch_end(
         self, epoch: int, model: MultimodalModel, val_metrics: Mapping[str, float]

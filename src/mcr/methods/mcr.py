@@ -14,8 +14,7 @@ the regulariser *is* added to the loss (method-mcr.md §1.9, item 1).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,6 +33,7 @@ from mcr.methods.mcr_terms import (
     squared_error,
     supervised_contrastive,
 )
+from mcr.methods.modulation import eval_mode
 from mcr.methods.multiloss import unimodal_losses
 from mcr.methods.registry import METHODS
 from mcr.methods.unimodal_init import load_unimodal_weights
@@ -71,16 +71,6 @@ class MCRConfig:
             raise ValueError(f"num_permutations={self.num_permutations}: expected >= 1")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature}: expected > 0")
-
-
-@contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
 
 
 @METHODS.register("mcr")

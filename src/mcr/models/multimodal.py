@@ -16,7 +16,7 @@ from torch import nn
 from mcr.config import ConfigError
 from mcr.data.dataset import DatasetInfo
 from mcr.models.encoders import EncoderSpec, build_encoder, parse_encoder_spec
-from mcr.models.fusion import LinearLateFusion
+from mcr.models.fusion import build_fusion, parse_fusion_spec
 from mcr.models.outputs import ModelOutput
 
 
@@ -46,11 +46,17 @@ class ModelSpec:
     modalities: tuple[str, ...]
     encoders: dict[str, EncoderSpec]
     unimodal_heads: bool
+    fusion: dict[str, Any] = field(default_factory=lambda: {"name": "linear"})
 
     @classmethod
     def create(
-        cls, info: DatasetInfo, config: ModelConfig, modalities: tuple[str, ...] | None = None
+        cls,
+        info: DatasetInfo,
+        config: ModelConfig,
+        modalities: tuple[str, ...] | None = None,
+        fusion: Mapping[str, Any] | None = None,
     ) -> ModelSpec:
+        """The spec of a model on ``info``; ``fusion`` is the method's head (default linear)."""
         modalities = info.modalities if modalities is None else modalities
         unknown = [m for m in modalities if m not in info.modalities]
         if unknown:
@@ -66,7 +72,10 @@ class ModelSpec:
             )
         encoders = {m: config.encoder_spec(m) for m in modalities}
         # A single-modality model's fused head already is its unimodal head.
-        return cls(info, tuple(modalities), encoders, unimodal_heads=len(modalities) > 1)
+        return cls(
+            info, tuple(modalities), encoders, unimodal_heads=len(modalities) > 1,
+            fusion=parse_fusion_spec(fusion, "fusion"),
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +83,7 @@ class ModelSpec:
             "modalities": list(self.modalities),
             "encoders": {m: s.to_dict() for m, s in self.encoders.items()},
             "unimodal_heads": self.unimodal_heads,
+            "fusion": dict(self.fusion),
         }
 
     @classmethod
@@ -83,11 +93,13 @@ class ModelSpec:
             modalities=tuple(d["modalities"]),
             encoders={m: parse_encoder_spec(s, f"encoders.{m}") for m, s in d["encoders"].items()},
             unimodal_heads=bool(d["unimodal_heads"]),
+            fusion=parse_fusion_spec(d.get("fusion"), "fusion"),
         )
 
 
 class MultimodalModel(nn.Module):
-    """``z_m = enc_m(x_m)``; ``logits = sum_m W_m z_m + b``; ``h_m(z_m)`` per modality."""
+    """``z_m = enc_m(x_m)``; ``logits = sum_m W_m z_m + b`` (or another fusion head);
+    ``h_m(z_m)`` per modality."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -97,7 +109,7 @@ class MultimodalModel(nn.Module):
             {m: build_encoder(spec.encoders[m], spec.info.shapes[m]) for m in spec.modalities}
         )
         latent_dims = {m: int(e.latent_dim) for m, e in self.encoders.items()}
-        self.fusion = LinearLateFusion(latent_dims, num_outputs)
+        self.fusion = build_fusion(spec.fusion, latent_dims, num_outputs)
         self.unimodal_heads = nn.ModuleDict(
             {m: nn.Linear(d, num_outputs) for m, d in latent_dims.items()}
             if spec.unimodal_heads
@@ -128,10 +140,12 @@ class MultimodalModel(nn.Module):
     def player_parameters(self, modality: str) -> Iterator[nn.Parameter]:
         """Parameters used only by ``modality``'s prediction path: encoder, ``W_m``, ``h_m``.
 
+        Learning-rate groups (MSLR) are built from these.
+
         These are the "player" of the MCR game and what gradient-modulation methods rescale; the
         shared fusion bias belongs to no player.
         """
         yield from self.encoders[modality].parameters()
-        yield from self.fusion.weights[modality].parameters()
+        yield from self.fusion.modality_parameters(modality)
         if modality in self.unimodal_heads:
             yield from self.unimodal_heads[modality].parameters()

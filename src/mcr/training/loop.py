@@ -1,8 +1,10 @@
 """The one training loop. Every method plugs in through the hooks of ``mcr.methods.base.Method``.
 
-Read top to bottom: optimiser and schedule -> (resume) -> per epoch: batches drawn from tensors
-already on the device, forward, ``method.loss``, backward, ``method.after_backward``, step ->
-validation -> ``method.on_epoch_end`` -> best-so-far on *validation* -> checkpoint -> early stop.
+Read top to bottom: optimiser (one parameter group per modality) -> (resume) -> per epoch:
+``method.on_epoch_start``, batches drawn from tensors already on the device, learning rates
+(schedule x ``method.lr_multiplier``), forward, ``method.loss``, backward,
+``method.after_backward``, step (repeated per ``method.substeps_per_batch``) -> validation ->
+``method.on_epoch_end`` -> best-so-far on *validation* -> checkpoint -> early stop.
 The loop receives the train and validation splits only, so it cannot select on test data.
 """
 
@@ -95,16 +97,41 @@ def selection_score(config: TrainConfig, task: str, val: Mapping[str, float]) ->
     return val["accuracy"] if key == "accuracy" else -val["loss"]
 
 
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if config.scheduler == "none" or step < config.warmup_steps:
-            return 1.0
-        span = max(1, total_steps - config.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup_steps) / span)))
+def lr_factor(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Schedule factor of the learning rate at optimiser step ``step`` (0-based)."""
+    if config.scheduler == "none" or step < config.warmup_steps:
+        return 1.0
+    span = max(1, total_steps - config.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup_steps) / span)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+def parameter_groups(model: MultimodalModel, method: Method) -> list[dict[str, Any]]:
+    """One optimiser group per modality (its ``player_parameters``) plus ``"shared"``.
+
+    Adam is element-wise, so grouping changes nothing unless a method scales a group's
+    learning rate (``Method.lr_multiplier``, MSLR). Frozen parameters are left out.
+    """
+    seen: set[int] = set()
+    groups = []
+    for name in (*model.modalities, "shared"):
+        source = model.parameters() if name == "shared" else model.player_parameters(name)
+        params = [p for p in source if p.requires_grad and id(p) not in seen]
+        if name == "shared" and (aux := method.auxiliary()) is not None:
+            params += list(aux.parameters())
+        seen.update(id(p) for p in params)
+        if params:
+            groups.append({"params": params, "name": name})
+    return groups
+
+
+def set_learning_rates(
+    optimizer: torch.optim.Optimizer, method: Method, config: TrainConfig, step: int, total: int
+) -> float:
+    """Apply schedule and method multipliers to every group; returns the base rate."""
+    base = config.lr * lr_factor(config, step, total)
+    for group in optimizer.param_groups:
+        group["lr"] = base * method.lr_multiplier(group["name"])
+    return base
 
 
 def write_history(history: Sequence[Mapping[str, float]], path: Path) -> None:
@@ -151,20 +178,20 @@ def fit(
     cosmetic = ("progress", "eval_batch_size")
     train_meta = {k: v for k, v in to_mapping(config).items() if k not in cosmetic}
     meta = {"train_config": train_meta, "seed": seed, **(run_meta or {})}
-    aux = method.auxiliary()
-    params = [p for p in model.parameters() if p.requires_grad]
-    params += list(aux.parameters()) if aux is not None else []
+    groups = parameter_groups(model, method)
+    params = [p for group in groups for p in group["params"]]
     optimizer = torch.optim.Adam(
-        params, lr=config.lr, betas=(0.9, 0.999), eps=config.adam_eps,
+        groups, lr=config.lr, betas=(0.9, 0.999), eps=config.adam_eps,
         weight_decay=config.weight_decay,
     )  # fmt: skip
     steps_per_epoch = max(1, len(train) // config.batch_size)  # drop_last: no 1-row batches
-    scheduler = make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
+    total_steps = steps_per_epoch * config.epochs
+    substeps = max(1, int(method.substeps_per_batch))
     progress = _Progress()
     last_path = out_dir / checkpoint.LAST
     if resume and last_path.is_file():
         try:
-            progress = _restore(last_path, meta, model, method, optimizer, scheduler)
+            progress = _restore(last_path, meta, model, method, optimizer)
             log.info("resuming %s at epoch %d", out_dir, progress.next_epoch)
         except SettingsChangedError:
             if not restart_if_changed:
@@ -188,32 +215,40 @@ def fit(
     while not progress.finished and progress.next_epoch < epochs:
         epoch = progress.next_epoch
         tic = time.perf_counter()
+        method.on_epoch_start(epoch, model)
         method.set_train_mode(model)
         order = torch.randperm(len(train), generator=epoch_generator(seed, epoch)).to(device)
         sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
             batch = Batch({m: x[idx] for m, x in train_x.items()}, train_y[idx])
-            with autocast:
-                out = model(batch.inputs)
-                losses = method.loss(model, batch, out)
-            optimizer.zero_grad(set_to_none=True)
-            losses.total.backward()
-            method.after_backward(model, batch, out)
-            if config.grad_clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip_norm)
-            optimizer.step()
-            scheduler.step()
-            for key, value in {"loss": losses.total.detach(), **losses.terms}.items():
-                sums[key] = sums.get(key, 0.0) + value.float()  # no host sync per step
+            base_lr = set_learning_rates(
+                optimizer, method, config, epoch * steps_per_epoch + step, total_steps
+            )
+            for sub in range(substeps):
+                if substeps > 1:
+                    method.begin_substep(sub)
+                with autocast:
+                    out = model(batch.inputs)
+                    losses = method.loss(model, batch, out)
+                optimizer.zero_grad(set_to_none=True)
+                losses.total.backward()
+                method.after_backward(model, batch, out)
+                if config.grad_clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip_norm)
+                optimizer.step()
+                for key, value in {"loss": losses.total.detach(), **losses.terms}.items():
+                    sums[key] = sums.get(key, 0.0) + value.float()  # no host sync per step
+                    counts[key] = counts.get(key, 0) + 1
         record = {"epoch": float(epoch)}
-        record.update({f"train_{k}": float(v) / steps_per_epoch for k, v in sums.items()})
+        record.update({f"train_{k}": float(v) / counts[k] for k, v in sums.items()})
         if not math.isfinite(record["train_loss"]):
             raise FloatingPointError(
                 f"{out_dir}: training loss is {record['train_loss']} at epoch {epoch}; "
                 "lower train.lr or check the inputs for extreme values"
             )
-        record["lr"] = scheduler.get_last_lr()[0]
+        record["lr"] = base_lr
         record["train_seconds"] = time.perf_counter() - tic
         progress.history.append(record)
         progress = _evaluate_epoch(epoch, model, method, val, config, progress, out_dir, meta)
@@ -221,7 +256,7 @@ def fit(
         if progress.bad_epochs >= config.patience > 0:
             progress.finished = progress.stopped_early = True
         progress.finished |= progress.next_epoch >= epochs
-        _save_last(last_path, meta, model, method, optimizer, scheduler, progress)
+        _save_last(last_path, meta, model, method, optimizer, progress)
         write_history(progress.history, out_dir / "history.csv")
         bar.update(1)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_score']:.3f}")
@@ -233,7 +268,7 @@ def fit(
             callback(record)
     bar.close()
     if epochs == 0:
-        _save_last(last_path, meta, model, method, optimizer, scheduler, progress)
+        _save_last(last_path, meta, model, method, optimizer, progress)
         write_history(progress.history, out_dir / "history.csv")
     return FitResult(
         best_epoch=progress.best_epoch,
@@ -282,7 +317,7 @@ def _evaluate_epoch(
     return progress
 
 
-def _save_last(path, meta, model, method, optimizer, scheduler, progress: _Progress) -> None:
+def _save_last(path, meta, model, method, optimizer, progress: _Progress) -> None:
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -293,7 +328,6 @@ def _save_last(path, meta, model, method, optimizer, scheduler, progress: _Progr
             "model_state": model.state_dict(),
             "method_state": method.state_dict(),
             "optimizer_state": optimizer.state_dict(),
-            "scheduler_state": scheduler.state_dict(),
             "rng": rng,
             "progress": vars(progress),
         },
@@ -305,7 +339,7 @@ class SettingsChangedError(ValueError):
     """``last.pt`` belongs to a run with other settings than the one asked for."""
 
 
-def _restore(path, meta, model, method, optimizer, scheduler) -> _Progress:
+def _restore(path, meta, model, method, optimizer) -> _Progress:
     state = checkpoint.load(path)
     stored = {k: state.get(k) for k in meta}
     if stored != dict(meta):
@@ -317,7 +351,6 @@ def _restore(path, meta, model, method, optimizer, scheduler) -> _Progress:
     model.load_state_dict(state["model_state"])
     method.load_state_dict(state["method_state"])
     optimizer.load_state_dict(state["optimizer_state"])
-    scheduler.load_state_dict(state["scheduler_state"])
     torch.set_rng_state(state["rng"]["torch"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])

@@ -71,7 +71,9 @@ def train_run(
     method = create_method(method_name, method_params, info)
     device = resolve_device(train_config.device)
     seed_everything(seed)
-    spec = ModelSpec.create(info, config.model, method.modalities(info.modalities))
+    spec = ModelSpec.create(
+        info, config.model, method.modalities(info.modalities), fusion=method.fusion()
+    )
     model = MultimodalModel(spec).to(device)
     unimodal_models = {}
     if method.needs_unimodal_models:
@@ -84,7 +86,8 @@ def train_run(
             )
         unimodal_models = {m: load_model(unimodal_runs[m], device) for m in spec.modalities}
     try:
-        method.prepare(model, SetupContext(seed, device, unimodal_models, dataset.val))
+        context = SetupContext(seed, device, unimodal_models, dataset.val, dataset.train)
+        method.prepare(model, context)
     except ValueError as exc:
         raise ConfigError(f"method {method_name!r}: {exc}") from None
     run_meta = {

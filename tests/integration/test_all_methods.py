@@ -1,0 +1,89 @@
+"""Every registered strategy trains on the synthetic set, evaluates, and resumes bit-identically.
+
+Methods that start from unimodal runs (ensemble, uni-pre) are covered in ``test_training``; the
+per-method property tests live in ``tests/unit/methods``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mcr.evaluation import evaluate_run
+from mcr.methods import METHODS, uses_unimodal_runs
+from mcr.training import load_model, predict, train_run
+from tests.conftest import tiny_run_config
+
+STANDALONE = sorted(
+    ("unimodal_m1" if name == "unimodal" else name)
+    for name in METHODS
+    if name == "unimodal" or not uses_unimodal_runs(name, {})
+)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def without_time(history):
+    return [{k: v for k, v in row.items() if "seconds" not in k} for row in history]
+
+
+@pytest.mark.parametrize("name", STANDALONE)
+def test_trains_evaluates_and_resumes_identically(name, tiny_synthetic, tmp_path):
+    config = tiny_run_config(4)
+    straight = train_run(tiny_synthetic, name, config, 3, tmp_path / "straight")
+    assert len(straight.history) == 4
+    assert all(math.isfinite(v) for row in straight.history for v in row.values())
+
+    def crash_after_epoch_1(record):
+        if record["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_run(tiny_synthetic, name, config, 3, tmp_path / "resumed",
+                  callbacks=[crash_after_epoch_1])  # fmt: skip
+    resumed = train_run(tiny_synthetic, name, config, 3, tmp_path / "resumed")
+    assert without_time(resumed.history) == without_time(straight.history)
+    a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
+    for (key, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), key
+
+    metrics = evaluate_run(tmp_path / "straight", tiny_synthetic)["test"]
+    assert metrics["accuracy"] > 0.25  # chance is 0.2; four tiny epochs
+    # the checkpoint rebuilds the method's own model (fusion head included)
+    logits = predict(a, tiny_synthetic.test.inputs).logits
+    assert logits.shape == (len(tiny_synthetic.test), tiny_synthetic.info.num_outputs)
+
+
+def test_every_registered_method_is_covered_somewhere():
+    covered = set(STANDALONE) | {"ensemble", "uni_pre_frozen", "uni_pre_finetuned"}
+    assert {("unimodal_m1" if n == "unimodal" else n) for n in METHODS} == covered
+
+
+def test_refusals_follow_the_papers_marks_and_happen_at_configuration():
+    """Table 1: x = not applicable to regression, (x) = not to three modalities. PMR, MLA and
+    InfoReg are defined on class probabilities; they refuse regression too."""
+    from mcr.config import ConfigError
+    from mcr.data.dataset import DatasetInfo
+    from mcr.methods import create_method
+
+    shapes = {m: (3,) for m in "abc"}
+    regression = DatasetInfo("reg", "regression", 1, ("a", "b"), shapes)
+    three = DatasetInfo("three", "classification", 4, ("a", "b", "c"), shapes)
+
+    def refuses(name, info):
+        try:
+            create_method(name, {}, info)
+        except ConfigError as exc:
+            assert f"on dataset {info.name!r}" in str(exc)
+            return True
+        return False
+
+    names = sorted(n for n in METHODS if n != "unimodal")
+    assert {n for n in names if refuses(n, regression)} == {
+        "mslr", "mmcosine", "reconboost", "dnr", "pmr", "mla", "inforeg"
+    }  # fmt: skip
+    assert {n for n in names if refuses(n, three)} == {"ogm", "ogm_ge"}
