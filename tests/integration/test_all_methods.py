@@ -9,12 +9,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from mcr.evaluation import evaluate_run
 from mcr.methods import METHODS, uses_unimodal_runs
-from mcr.training import load_model, predict, train_run
-from tests.conftest import tiny_run_config
+from mcr.training import load_model, predict
+from tests.conftest import assert_resume_is_identical, tiny_run_config
 
 STANDALONE = sorted(
     ("unimodal_m1" if name == "unimodal" else name)
@@ -23,38 +22,15 @@ STANDALONE = sorted(
 )
 
 
-class Interrupt(Exception):
-    pass
-
-
-def without_time(history):
-    return [{k: v for k, v in row.items() if "seconds" not in k} for row in history]
-
-
 @pytest.mark.parametrize("name", STANDALONE)
 def test_trains_evaluates_and_resumes_identically(name, tiny_synthetic, tmp_path):
-    config = tiny_run_config(4)
-    straight = train_run(tiny_synthetic, name, config, 3, tmp_path / "straight")
+    straight = assert_resume_is_identical(tiny_synthetic, name, tiny_run_config(4), 3, tmp_path)
     assert len(straight.history) == 4
     assert all(math.isfinite(v) for row in straight.history for v in row.values())
-
-    def crash_after_epoch_1(record):
-        if record["epoch"] == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train_run(tiny_synthetic, name, config, 3, tmp_path / "resumed",
-                  callbacks=[crash_after_epoch_1])  # fmt: skip
-    resumed = train_run(tiny_synthetic, name, config, 3, tmp_path / "resumed")
-    assert without_time(resumed.history) == without_time(straight.history)
-    a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
-    for (key, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.equal(x, y), key
-
     metrics = evaluate_run(tmp_path / "straight", tiny_synthetic)["test"]
     assert metrics["accuracy"] > 0.25  # chance is 0.2; four tiny epochs
     # the checkpoint rebuilds the method's own model (fusion head included)
-    logits = predict(a, tiny_synthetic.test.inputs).logits
+    logits = predict(load_model(tmp_path / "straight"), tiny_synthetic.test.inputs).logits
     assert logits.shape == (len(tiny_synthetic.test), tiny_synthetic.info.num_outputs)
 
 

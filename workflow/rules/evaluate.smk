@@ -24,7 +24,7 @@ rule evaluate_model:
         seeds=" ".join(map(str, SEEDS)),
         modalities=lambda wc: " ".join(MODALITIES[wc.dataset]),
     shell:
-        "{PYTHON} workflow/scripts/evaluate_model.py --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/evaluate_model.py --dataset {wildcards.dataset}"
         " --method {wildcards.method} --seeds {params.seeds}"
         " --modalities {params.modalities} --data data/features/{wildcards.dataset}"
         " --runs data/runs/{wildcards.dataset} > {log} 2>&1"

@@ -25,7 +25,7 @@ rule train_model:
             f"--unimodal {m}={d}" for m, d in unimodal_runs(wc).items()
         ),
     shell:
-        "{PYTHON} workflow/scripts/train_model.py --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {wildcards.dataset}"
         " --method {wildcards.method} --seed {wildcards.seed} --params params/train.yaml"
         " --data data/features/{wildcards.dataset}"
         " --out data/runs/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed}"

@@ -16,5 +16,10 @@ class DatasetBuilder(Protocol):
     @staticmethod
     def build(config: Any) -> MultimodalDataset: ...
 
+    @staticmethod
+    def raw_sources(config: Any) -> tuple[str, ...]:
+        """Raw sources (``data.raw`` keys, extracted by the pipeline) the builder reads."""
+        ...
+
 
 DATASETS: Registry[type[DatasetBuilder]] = Registry("dataset")

@@ -22,6 +22,7 @@ import torch
 
 from mcr.data.dataset import SPLITS, DatasetInfo, MultimodalDataset, Split
 from mcr.data.registry import DATASETS
+from mcr.data.splits import check_split_fractions, stratified_split
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,7 @@ class SyntheticConfig:
             raise ValueError(
                 f"signal_scale={self.signal_scale}: expected {self.num_modalities} values or none"
             )
-        if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-6:
-            raise ValueError(f"split_fractions={self.split_fractions}: expected 3 values, sum 1")
-        if min(self.split_fractions) <= 0:
-            raise ValueError(f"split_fractions={self.split_fractions}: expected all > 0")
+        check_split_fractions(self.split_fractions)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -77,17 +75,6 @@ class SyntheticConfig:
         for m in range(2, self.num_modalities + 1):
             probs[f"U{m}"] = self.unique_fraction_others
         return probs
-
-
-def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator):
-    """Indices of each split, with every class divided in the given fractions."""
-    parts: list[list[np.ndarray]] = [[] for _ in fractions]
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        bounds = np.round(np.cumsum(fractions)[:-1] * len(idx)).astype(int)
-        for part, chunk in zip(parts, np.split(idx, bounds), strict=True):
-            part.append(chunk)
-    return [np.sort(np.concatenate(p)) for p in parts]
 
 
 def generate(config: SyntheticConfig) -> MultimodalDataset:
@@ -136,6 +123,10 @@ class SyntheticDataset:
     """Registry entry for :func:`generate`."""
 
     Config = SyntheticConfig
+
+    @staticmethod
+    def raw_sources(config: SyntheticConfig) -> tuple[str, ...]:
+        return ()  # generated, nothing to extract
 
     @staticmethod
     def build(config: SyntheticConfig) -> MultimodalDataset:

@@ -22,15 +22,35 @@ from mcr.models.outputs import ModelOutput
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The ``model`` params block: one default encoder and optional per-modality overrides."""
+    """The ``model`` params block: one default encoder, per-modality overrides, and per-dataset
+    overrides of both (image/sequence encoders for real datasets, MLPs elsewhere)."""
 
     encoder: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
     encoders: dict[str, dict[str, Any]] = field(default_factory=dict)  # modality -> spec
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {encoder(s)}
 
     def __post_init__(self) -> None:
         parse_encoder_spec(self.encoder, "model.encoder")  # fail at load time, not at build
         for m, spec in self.encoders.items():
             parse_encoder_spec(spec, f"model.encoders.{m}")
+        for name, override in self.datasets.items():
+            unknown = sorted(set(override or {}) - {"encoder", "encoders"})
+            if unknown:
+                raise ConfigError(
+                    f"model.datasets.{name}.{unknown[0]}: unknown key (expected encoder, encoders)"
+                )
+            if (override or {}).get("encoder") is not None:
+                parse_encoder_spec(override["encoder"], f"model.datasets.{name}.encoder")
+            for m, spec in ((override or {}).get("encoders") or {}).items():
+                parse_encoder_spec(spec, f"model.datasets.{name}.encoders.{m}")
+
+    def for_dataset(self, name: str) -> ModelConfig:
+        """This config with ``datasets.<name>`` applied (its encoders replace the defaults)."""
+        override = self.datasets.get(name) or {}
+        return ModelConfig(
+            encoder=override.get("encoder") or self.encoder,
+            encoders={**self.encoders, **(override.get("encoders") or {})},
+        )
 
     def encoder_spec(self, modality: str) -> EncoderSpec:
         if modality in self.encoders:
@@ -57,6 +77,7 @@ class ModelSpec:
         fusion: Mapping[str, Any] | None = None,
     ) -> ModelSpec:
         """The spec of a model on ``info``; ``fusion`` is the method's head (default linear)."""
+        config = config.for_dataset(info.name)
         modalities = info.modalities if modalities is None else modalities
         unknown = [m for m in modalities if m not in info.modalities]
         if unknown:
@@ -105,9 +126,13 @@ class MultimodalModel(nn.Module):
         super().__init__()
         self.spec = spec
         num_outputs = spec.info.num_outputs
-        self.encoders = nn.ModuleDict(
-            {m: build_encoder(spec.encoders[m], spec.info.shapes[m]) for m in spec.modalities}
-        )
+        encoders = {}
+        for m in spec.modalities:
+            try:
+                encoders[m] = build_encoder(spec.encoders[m], spec.info.shapes[m])
+            except ValueError as exc:  # ConfigError included: say which modality failed
+                raise ConfigError(f"model.encoders.{m}: {exc}") from None
+        self.encoders = nn.ModuleDict(encoders)
         latent_dims = {m: int(e.latent_dim) for m, e in self.encoders.items()}
         self.fusion = build_fusion(spec.fusion, latent_dims, num_outputs)
         self.unimodal_heads = nn.ModuleDict(

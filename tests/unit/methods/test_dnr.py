@@ -19,8 +19,8 @@ from mcr.methods.dnr import (
     reinit,
     representation_purity,
 )
-from mcr.training import load_model, train_run
-from tests.conftest import build_method, tiny_run_config
+from mcr.training import train_run
+from tests.conftest import assert_resume_is_identical, build_method, tiny_run_config
 
 
 def _trained_copy(encoder: nn.Module) -> nn.Module:
@@ -150,28 +150,11 @@ def test_train_run_with_reinit_every_epoch(tiny_synthetic, tmp_path) -> None:
             assert w == pytest.approx(math.tanh(3.0 * gap), abs=1e-6)
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_resume_recreates_the_initial_weights(tiny_synthetic, tmp_path) -> None:
     """The re-init at epoch 2 happens after the resume: it needs prepare's initial weights."""
     config = tiny_run_config(4, dnr={"reinit_epoch": 2, "move_lambda": 10.0})
-    straight = train_run(tiny_synthetic, "dnr", config, 5, tmp_path / "straight")
+    straight = assert_resume_is_identical(tiny_synthetic, "dnr", config, 5, tmp_path)
     assert straight.history[2]["train_reinits"] == 1.0
-
-    def crash(record):
-        if record["epoch"] == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train_run(tiny_synthetic, "dnr", config, 5, tmp_path / "resumed", callbacks=[crash])
-    resumed = train_run(tiny_synthetic, "dnr", config, 5, tmp_path / "resumed")
-    drop = lambda h: [{k: v for k, v in r.items() if "seconds" not in k} for r in h]
-    assert drop(resumed.history) == drop(straight.history)
-    a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
-    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.equal(x, y), name
 
 
 def test_resume_with_other_initial_weights_is_refused(tiny_synthetic) -> None:

@@ -18,7 +18,13 @@ from mcr.methods.mla import (
 from mcr.models.fusion import entropy_weights
 from mcr.training import RunConfig, load_model, predict, train_run
 from mcr.training.inference import validation_metrics
-from tests.conftest import build_method, first_batch, gradients, tiny_run_config
+from tests.conftest import (
+    assert_resume_is_identical,
+    build_method,
+    first_batch,
+    gradients,
+    tiny_run_config,
+)
 
 
 def entropy(p: list[float]) -> float:
@@ -199,21 +205,7 @@ def test_train_run_is_finite_and_the_checkpoint_predicts_the_same(tiny_synthetic
 
 
 def test_resume_gives_the_uninterrupted_run(tiny_synthetic, tmp_path) -> None:
-    config = tiny_run_config(3)
-    straight = train_run(tiny_synthetic, "mla", config, 1, tmp_path / "straight")
-
-    class Interrupt(Exception):
-        pass
-
-    def crash(record):
-        if record["epoch"] == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train_run(tiny_synthetic, "mla", config, 1, tmp_path / "resumed", callbacks=[crash])
-    resumed = train_run(tiny_synthetic, "mla", config, 1, tmp_path / "resumed")
-    drop = [{k: v for k, v in r.items() if "seconds" not in k} for r in straight.history]
-    assert [{k: v for k, v in r.items() if "seconds" not in k} for r in resumed.history] == drop
+    assert_resume_is_identical(tiny_synthetic, "mla", tiny_run_config(3), 1, tmp_path)
 
 
 def test_regression_is_refused(tiny_regression) -> None:

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from mcr.config import ConfigError
 from mcr.methods import create_method
 from mcr.methods.reconboost import RECTIFY, boosting_loss, boosting_weights, stage_of
-from mcr.training import load_model, train_run
-from tests.conftest import build_method, first_batch, tiny_run_config
+from mcr.training import train_run
+from tests.conftest import assert_resume_is_identical, build_method, first_batch, tiny_run_config
 
 
 def test_boosting_weights_hand_computed() -> None:
@@ -140,29 +140,13 @@ def test_train_run_is_finite_and_follows_the_schedule(tiny_synthetic, tmp_path) 
     assert [row["train_stage"] for row in result.history] == [0.0, -1.0, 1.0]
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_resume_mid_stage_restores_the_snapshot(tiny_synthetic, tmp_path) -> None:
     """Stages 2/0: epochs 4-5 are m1's second stage (GA on); the crash is after epoch 4."""
-    params = {"epochs_per_stage": 2, "correct_epochs": 0}
-    config = tiny_run_config(6, reconboost=params)
-    straight = train_run(tiny_synthetic, "reconboost", config, 1, tmp_path / "straight")
+    config = tiny_run_config(6, reconboost={"epochs_per_stage": 2, "correct_epochs": 0})
+    straight = assert_resume_is_identical(
+        tiny_synthetic, "reconboost", config, 1, tmp_path, crash_after=4
+    )
     assert "train_ga" in straight.history[5]
-
-    def crash(record):
-        if record["epoch"] == 4:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train_run(tiny_synthetic, "reconboost", config, 1, tmp_path / "resumed", callbacks=[crash])
-    resumed = train_run(tiny_synthetic, "reconboost", config, 1, tmp_path / "resumed")
-    drop = lambda h: [{k: v for k, v in r.items() if "seconds" not in k} for r in h]
-    assert drop(resumed.history) == drop(straight.history)
-    a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
-    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.equal(x, y), name
 
 
 def test_refusals(tiny_regression, tiny_synthetic) -> None:

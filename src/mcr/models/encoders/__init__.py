@@ -5,7 +5,7 @@ exposes ``latent_dim``. Adding one = a module here with ``@ENCODERS.register("<n
 import below.
 """
 
-from mcr.models.encoders import mlp, resnet  # noqa: F401  (registration)
+from mcr.models.encoders import cnn, mlp, resnet, sequence  # noqa: F401  (registration)
 from mcr.models.encoders.registry import ENCODERS, EncoderSpec, build_encoder, parse_encoder_spec
 
 __all__ = ["ENCODERS", "EncoderSpec", "build_encoder", "parse_encoder_spec"]
