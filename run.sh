@@ -3,7 +3,7 @@
 #   ./run.sh        install what is missing into .venv/, then run the default pipeline
 #                   (extra arguments go to snakemake, e.g. ./run.sh -n, ./run.sh --cores 1)
 #   ./run.sh test   install what is missing into .venv/, then run lint + the whole test suite
-#   ./run.sh quick  a one-minute smoke run of the pipeline (workflow/profiles/quick)
+#   ./run.sh quick  a smoke run of a few minutes (workflow/profiles/quick)
 set -euo pipefail
 cd "$(dirname "$0")"
 export MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1

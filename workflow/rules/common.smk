@@ -72,16 +72,21 @@ def tracked_train_params(method):
     }
 
 
-def unimodal_runs(wildcards):
-    """Unimodal run folders a method starts from (a real DAG edge), by modality."""
+def unimodal_modalities(wildcards):
+    """Modalities whose unimodal runs a method starts from (empty for most methods)."""
     params = config["train"]["methods"].get(method_key(wildcards.method))
     if not uses_unimodal_runs(wildcards.method, params):
-        return {}
-    folder = "data/runs/{}/unimodal_{}/seed{}"
-    return {
-        m: folder.format(wildcards.dataset, m, wildcards.seed)
-        for m in MODALITIES[wildcards.dataset]
-    }
+        return []
+    return list(MODALITIES[wildcards.dataset])
+
+
+def unimodal_checkpoints(wildcards):
+    """The unimodal runs' checkpoints a method needs, every seed (a real DAG edge)."""
+    return [
+        f"data/runs/{wildcards.dataset}/unimodal_{m}/seed{s}/best.pt"
+        for m in unimodal_modalities(wildcards)
+        for s in SEEDS
+    ]
 
 
 def code(*modules):

@@ -1,32 +1,32 @@
-# Stage 2: one training run per dataset x method x seed. Methods that start from (or combine)
-# unimodal models depend on the unimodal runs of the same dataset and seed.
+# Stage 2: one training job per dataset x method, running every seed in one process (a job's
+# start-up -- Python, torch -- costs as much as a small run). Adding a seed reruns the job, but
+# the seeds already trained resume as finished and cost nothing. Methods that start from (or
+# combine) unimodal models depend on the unimodal runs of the same dataset (seed by seed).
 
 
 rule train_model:
     input:
         data=multiext(FEATURES + "/", *SPLIT_FILES),
-        unimodal=lambda wc: [f"{d}/best.pt" for d in unimodal_runs(wc).values()],
+        unimodal=lambda wc: unimodal_checkpoints(wc),
         code=CODE_TRAIN + ["workflow/scripts/train_model.py"],
     output:
-        best=RUN + "/best.pt",
-        history=RUN + "/history.csv",
-        summary=RUN + "/train_summary.json",
+        best=expand(RUN + "/best.pt", seed=SEEDS, allow_missing=True),
+        history=expand(RUN + "/history.csv", seed=SEEDS, allow_missing=True),
+        summary=expand(RUN + "/train_summary.json", seed=SEEDS, allow_missing=True),
     log:
-        "logs/train_model/{dataset}/{method}/seed{seed}.log",
+        "logs/train_model/{dataset}/{method}.log",
     benchmark:
-        "logs/benchmarks/train_model/{dataset}/{method}/seed{seed}.tsv"
+        "logs/benchmarks/train_model/{dataset}/{method}.tsv"
     threads: 1
     resources:
         mem_mb=1500,
         gpu=0,
     params:
         tracked=lambda wc: tracked_train_params(wc.method),
-        unimodal=lambda wc: " ".join(
-            f"--unimodal {m}={d}" for m, d in unimodal_runs(wc).items()
-        ),
+        seeds=" ".join(map(str, SEEDS)),
+        unimodal=lambda wc: " ".join(f"--unimodal {m}" for m in unimodal_modalities(wc)),
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {wildcards.dataset}"
-        " --method {wildcards.method} --seed {wildcards.seed} --params params/train.yaml"
-        " --data data/features/{wildcards.dataset}"
-        " --out data/runs/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed}"
+        " --method {wildcards.method} --seeds {params.seeds} --params params/train.yaml"
+        " --data data/features/{wildcards.dataset} --runs data/runs/{wildcards.dataset}"
         " {params.unimodal} > {log} 2>&1"
