@@ -34,15 +34,19 @@ def test_coefficient_never_exceeds_one(alpha) -> None:
         assert min(k.values()) == 1.0 or k[min(k, key=k.get)] == k["a" if a > v else "v"]
 
 
-def test_only_the_dominant_encoder_is_scaled(tiny_synthetic) -> None:
-    method, model = build_method("ogm", {"alpha": 0.7}, tiny_synthetic)
-    batch = first_batch(tiny_synthetic, 64)
+def gradients_around_modulation(method, model, batch):
+    """Gradients of one epoch-0 step before and after ``after_backward``."""
     method.on_epoch_start(0, model)
     out = model(batch.inputs)
     method.loss(model, batch, out).total.backward()
     before = gradients(model)
     method.after_backward(model, batch, out)
-    after = gradients(model)
+    return before, gradients(model)
+
+
+def test_only_the_dominant_encoder_is_scaled(tiny_synthetic) -> None:
+    method, model = build_method("ogm", {"alpha": 0.7}, tiny_synthetic)
+    before, after = gradients_around_modulation(method, model, first_batch(tiny_synthetic, 64))
     k = method.last_coefficients
     dominant = max(k, key=lambda m: 1 - k[m])
     assert k[dominant] < 1 and all(v == 1.0 for m, v in k.items() if m != dominant)
@@ -53,24 +57,13 @@ def test_only_the_dominant_encoder_is_scaled(tiny_synthetic) -> None:
 
 def test_outside_the_window_nothing_changes(tiny_synthetic) -> None:
     method, model = build_method("ogm", {"modulation_starts": 3}, tiny_synthetic)
-    batch = first_batch(tiny_synthetic)
-    method.on_epoch_start(0, model)
-    out = model(batch.inputs)
-    method.loss(model, batch, out).total.backward()
-    before = gradients(model)
-    method.after_backward(model, batch, out)
-    assert all(torch.equal(before[n], g) for n, g in gradients(model).items())
+    before, after = gradients_around_modulation(method, model, first_batch(tiny_synthetic))
+    assert all(torch.equal(before[n], g) for n, g in after.items())
 
 
 def test_ge_adds_noise_to_every_encoder_tensor(tiny_synthetic) -> None:
     method, model = build_method("ogm_ge", {}, tiny_synthetic)
-    batch = first_batch(tiny_synthetic)
-    method.on_epoch_start(0, model)
-    out = model(batch.inputs)
-    method.loss(model, batch, out).total.backward()
-    before = gradients(model)
-    method.after_backward(model, batch, out)
-    after = gradients(model)
+    before, after = gradients_around_modulation(method, model, first_batch(tiny_synthetic))
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     assert changed == {n for n in before if n.startswith("encoders.")}
 

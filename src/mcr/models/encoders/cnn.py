@@ -45,14 +45,19 @@ class CNN2dConfig:
     norm: Norm = "batch"  # after every conv (MultiBench: batch norm)
 
     def __post_init__(self) -> None:
-        if not self.channels or any(c < 1 for c in self.channels):
-            raise ValueError(f"channels={list(self.channels)}: expected one or more widths >= 1")
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim={self.latent_dim}: expected >= 1")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout={self.dropout}: expected 0 <= dropout < 1")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm={self.norm!r}: expected one of {', '.join(NORMS)}")
+        check_conv_config(self)
+
+
+def check_conv_config(config) -> None:
+    """The checks every conv encoder config shares: widths, latent size, dropout, norm."""
+    if not config.channels or any(c < 1 for c in config.channels):
+        raise ValueError(f"channels={list(config.channels)}: expected one or more widths >= 1")
+    if config.latent_dim < 1:
+        raise ValueError(f"latent_dim={config.latent_dim}: expected >= 1")
+    if not 0 <= config.dropout < 1:
+        raise ValueError(f"dropout={config.dropout}: expected 0 <= dropout < 1")
+    if config.norm not in NORMS:
+        raise ValueError(f"norm={config.norm!r}: expected one of {', '.join(NORMS)}")
 
 
 def norm_layer(norm: Norm, channels: int, batch_norm: type[nn.Module]) -> nn.Module:

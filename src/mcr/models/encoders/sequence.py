@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from mcr.config import ConfigError
-from mcr.models.encoders.cnn import NORMS, Norm, norm_layer
+from mcr.models.encoders.cnn import Norm, check_conv_config, norm_layer
 from mcr.models.encoders.registry import ENCODERS
 
 
@@ -60,16 +60,9 @@ class TCNConfig:
     norm: Norm = "layer"  # GroupNorm(1, C): per sample, so no batch mixing even in training
 
     def __post_init__(self) -> None:
-        if not self.channels or any(c < 1 for c in self.channels):
-            raise ValueError(f"channels={list(self.channels)}: expected one or more widths >= 1")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size={self.kernel_size}: expected an odd integer >= 1")
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim={self.latent_dim}: expected >= 1")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout={self.dropout}: expected 0 <= dropout < 1")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm={self.norm!r}: expected one of {', '.join(NORMS)}")
+        check_conv_config(self)
 
 
 class TemporalBlock(nn.Module):
