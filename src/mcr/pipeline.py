@@ -10,7 +10,9 @@ validated files.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +27,8 @@ from mcr.data.wheels import WheelPin, extract_members, fetch_wheel
 from mcr.evaluation import evaluate_run
 from mcr.methods import method_applies
 from mcr.training import RunConfig, train_run
+
+log = logging.getLogger(__name__)
 
 SWEEP_PREFIX = "synthetic_r"
 
@@ -172,27 +176,61 @@ def train_model(
     train_params: Mapping[str, Any],
     out_dir: str | Path,
     unimodal_runs: Mapping[str, str | Path],
+    code_files: Sequence[str | Path] = (),
 ) -> None:
-    """Train one run; an interrupted run with the same params resumes, a stale one restarts."""
+    """Train one run. A run interrupted with the same params, data, code and unimodal runs
+    resumes (a finished one costs nothing: adding a seed reruns the job, not the old seeds);
+    anything else restarts it."""
     data = read_dataset(dataset_folder, name=dataset)
     config = RunConfig.from_params({"train": train_params})
+    inputs = [Path(dataset_folder) / f"{split}.parquet" for split in ("train", "val")]
+    inputs += [Path(r) / "best.pt" for r in unimodal_runs.values()]
     train_run(
         data, method, config, seed, out_dir,
         unimodal_runs=unimodal_runs, restart_if_changed=True, progress=False,
+        inputs_fingerprint=inputs_fingerprint([*inputs, *code_files]),
     )  # fmt: skip
 
 
-def evaluate_method(
+def inputs_fingerprint(paths: Sequence[str | Path]) -> str:
+    """sha256 over the given files' names and contents (order-independent)."""
+    digest = hashlib.sha256()
+    for path in sorted(map(str, paths)):
+        digest.update(path.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def evaluate_dataset(
     dataset_folder: str | Path,
     dataset: str,
-    run_dirs: Sequence[str | Path],
-    reference_runs: Sequence[Mapping[str, str | Path]],
-    metrics_paths: Sequence[str | Path],
-) -> None:
-    """Evaluate every seed of one method on val and test; write one JSON per run."""
+    runs_root: str | Path,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    out_path: str | Path,
+) -> list[dict[str, Any]]:
+    """Evaluate every run of a dataset on val and test; write them all to one JSON file.
+
+    ``out_path`` gets ``{"dataset": ..., "runs": {"<method>/seed<s>": <evaluate_run result>}}``
+    (keyed, so ``dvc metrics show`` names every value), written once at the end: no half-written
+    file. The error analysis of a run uses the same seed's ``unimodal_<modality>`` runs as
+    reference predictors.
+    """
     data = read_dataset(dataset_folder, name=dataset)
-    for run_dir, references, out in zip(run_dirs, reference_runs, metrics_paths, strict=True):
-        evaluate_run(run_dir, data, reference_runs=references, out_path=out)
+    root = Path(runs_root)
+    records = []
+    for method in methods:
+        for seed in seeds:
+            references = {m: root / f"unimodal_{m}" / f"seed{seed}" for m in data.info.modalities}
+            records.append(
+                evaluate_run(root / method / f"seed{seed}", data, reference_runs=references)
+            )
+        log.info("%s: evaluated %s (%d seeds)", dataset, method, len(seeds))
+    out_path = Path(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    runs = {f"{r['method']}/seed{r['seed']}": r for r in records}
+    tmp.write_text(json.dumps({"dataset": dataset, "runs": runs}, indent=2) + "\n")
+    tmp.replace(out_path)
+    return records
 
 
 def method_train_params(train: Mapping[str, Any], method_key: str) -> dict[str, Any]:

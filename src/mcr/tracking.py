@@ -100,8 +100,10 @@ def log_run(
     history: Iterable[Mapping[str, float]],
     final_metrics: Mapping[str, float],
     artifacts: Iterable[str | Path] = (),
+    documents: Mapping[str, Any] | None = None,
 ) -> str | None:
-    """Log one finished run: params, per-epoch metrics (step = epoch), final metrics, files.
+    """Log one finished run: params, per-epoch metrics (step = epoch), final metrics, files
+    (``artifacts``) and JSON documents (``documents``: artifact file name -> content).
 
     Idempotent: if a run with the same ``mcr.run`` and ``mcr.fingerprint`` tags exists, nothing
     is logged again and its id is returned, so re-tracking unchanged results adds no duplicates.
@@ -137,6 +139,8 @@ def log_run(
             client.log_batch(run_id, params=flat[start : start + 100])
         for path in artifacts:
             client.log_artifact(run_id, str(path))
+        for name, content in (documents or {}).items():
+            client.log_dict(run_id, content, name)
         client.set_terminated(run_id)
         return run_id
 
@@ -148,21 +152,37 @@ def params_hash(params: Mapping[str, Any]) -> str:
 
 
 def track_runs(
-    dataset: str, run_dirs: Sequence[str | Path], repo_root: str | Path, out: str | Path
+    dataset: str,
+    run_dirs: Sequence[str | Path],
+    repo_root: str | Path,
+    out: str | Path,
+    *,
+    metrics_file: str | Path | None = None,
 ) -> dict[str, str | None]:
     """Log every finished run of a dataset to MLflow (experiment = dataset; run = method x seed).
 
     Runs are logged from their result files after evaluation, in one process per dataset: one
     MLflow start-up instead of one per training job, and the results on disk stay the only
-    source of truth. Unchanged runs are not logged twice (see ``log_run``).
+    source of truth. A run's evaluation comes from ``metrics_file`` (the dataset's, written by
+    the pipeline) or else from its own ``metrics.json`` (``mcr evaluate``). Unchanged runs are
+    not logged twice (see ``log_run``).
     """
     uri = tracking_uri(repo_root)
     commit = git_commit()
+    evaluated = {}
+    if metrics_file is not None:
+        for record in json.loads(Path(metrics_file).read_text())["runs"].values():
+            evaluated[record["method"], record["seed"]] = record
     logged: dict[str, str | None] = {}
     for run_dir in map(Path, run_dirs):
         summary = json.loads((run_dir / "train_summary.json").read_text())
-        metrics = json.loads((run_dir / "metrics.json").read_text())
         method, seed = summary["method"], summary["seed"]
+        if metrics_file is None:
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        elif (method, seed) in evaluated:
+            metrics = evaluated[method, seed]
+        else:
+            raise ValueError(f"{metrics_file} has no evaluation of {method} seed {seed}")
         tag = f"{dataset}/{method}/seed{seed}"
         params = {"dataset": dataset, "method": method, "seed": seed,
                   "method_config": summary["method_config"], "train": summary["train_config"]}  # fmt: skip
@@ -176,8 +196,9 @@ def track_runs(
             for modality, values in metrics[split].get("modalities", {}).items():
                 final.update({f"final_{split}_{k}.{modality}": v for k, v in values.items()
                               if isinstance(v, int | float)})  # fmt: skip
-        files = [run_dir / "history.csv", run_dir / "train_summary.json", run_dir / "metrics.json"]
-        fingerprint = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+        files = [run_dir / "history.csv", run_dir / "train_summary.json"]
+        content = b"".join(f.read_bytes() for f in files) + json.dumps(metrics).encode()
+        fingerprint = hashlib.sha256(content).hexdigest()[:16]
         logged[tag] = log_run(
             uri,
             experiment=dataset,
@@ -195,6 +216,7 @@ def track_runs(
             history=_read_history(run_dir / "history.csv"),
             final_metrics=final,
             artifacts=files,
+            documents={"metrics.json": metrics},
         )
     Path(out).write_text(json.dumps({"tracking_uri": uri, "runs": logged}, indent=2) + "\n")
     return logged

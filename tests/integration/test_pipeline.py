@@ -121,7 +121,7 @@ def test_rerun_is_a_noop_and_an_mcr_param_reruns_only_mcr(project: Path) -> None
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             jobs[parts[0]] = int(parts[1])
-    assert jobs == {"train_model": 3, "evaluate_model": 3, "track_runs": 3, "build_report": 1,
+    assert jobs == {"train_model": 3, "evaluate_runs": 3, "track_runs": 3, "build_report": 1,
                     "all": 1, "total": 11}  # fmt: skip
 
 

@@ -42,6 +42,30 @@ def test_runs_are_logged_once_with_history_and_final_metrics(finished_run, tmp_p
     assert test_acc[0] == pytest.approx(metrics["test"]["accuracy"])
 
 
+def test_runs_take_their_metrics_from_the_dataset_file(finished_run, tmp_path, monkeypatch):
+    """The pipeline writes one metrics file per dataset; tracking picks each run's record."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking.tracking_uri(tmp_path)
+    tracking.init_store(uri)
+    record = json.loads((finished_run / "metrics.json").read_text())
+    record["test"]["accuracy"] = 0.123  # tell the two sources apart
+    dataset_file = tmp_path / "metrics.json"
+    dataset_file.write_text(json.dumps({"dataset": "synthetic", "runs": {"joint/seed0": record}}))
+    logged = track_runs(
+        "synthetic", [finished_run], tmp_path, tmp_path / "a.json", metrics_file=dataset_file
+    )
+    assert None not in logged.values()
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        (value,) = db.execute(
+            "select value from metrics where key = 'final_test_accuracy'"
+        ).fetchone()
+    assert value == pytest.approx(0.123)
+    dataset_file.write_text(json.dumps({"dataset": "synthetic", "runs": {}}))
+    with pytest.raises(ValueError, match=r"metrics.json has no evaluation of joint seed 0"):
+        track_runs("synthetic", [finished_run], tmp_path, tmp_path / "b.json",
+                   metrics_file=dataset_file)  # fmt: skip
+
+
 def test_tracking_failure_is_reported_and_results_stay(
     finished_run, tmp_path, monkeypatch, capsys
 ):

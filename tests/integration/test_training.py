@@ -176,3 +176,44 @@ def test_registry_holds_every_strategy_of_table_1_and_four_more():
                "mmpareto", "dnr", "mcr"}  # fmt: skip
     beyond = {"ogm_ge", "pmr", "mla", "gblend", "inforeg"}
     assert set(METHODS) == table_1 | beyond
+
+
+def test_pipeline_resumes_a_finished_run_only_when_nothing_it_depends_on_changed(
+    tiny_synthetic, tmp_path
+):
+    """A pipeline job reruns when a new seed is added (resume: no retraining), but also when the
+    data, the code or the model changed -- then a finished run must be retrained, not resumed."""
+    from mcr.config import to_mapping
+    from mcr.data.contract import write_dataset
+    from mcr.pipeline import train_model
+
+    folder = tmp_path / "data"
+    write_dataset(tiny_synthetic, folder)
+    code = tmp_path / "module.py"
+    code.write_text("x = 1\n")
+    params = to_mapping(tiny_run_config(2))
+    out = tmp_path / "run"
+
+    def train(train_params=params) -> dict:
+        train_model(folder, "synthetic", "joint", 0, train_params, out, {}, code_files=[code])
+        return json.loads((out / "train_summary.json").read_text())
+
+    def last_written() -> int:
+        return (out / "last.pt").stat().st_mtime_ns
+
+    first = train()
+    stamp = last_written()
+    assert train() == first and last_written() == stamp  # same inputs: resumed as finished
+    code.write_text("x = 2\n")
+    changed_code = train()
+    assert changed_code["inputs_fingerprint"] != first["inputs_fingerprint"]
+    assert last_written() != stamp  # retrained
+    stamp = last_written()
+    wider = json.loads(json.dumps(params))
+    wider["model"]["encoder"]["hidden_dims"] = [48]
+    assert train(wider)["model"] != changed_code["model"] and last_written() != stamp
+    stamp = last_written()
+    table = folder / "train.parquet"
+    table.write_bytes(table.read_bytes())  # same bytes: still a resume
+    train(wider)
+    assert last_written() == stamp

@@ -9,8 +9,9 @@ rule track_runs:
             f"data/runs/{wc.dataset}/{m}/seed{s}/{f}"
             for m in run_methods(wc.dataset)
             for s in SEEDS
-            for f in ("train_summary.json", "history.csv", "metrics.json")
+            for f in ("train_summary.json", "history.csv")
         ],
+        metrics="data/runs/{dataset}/metrics.json",
         code=code("tracking.py") + ["workflow/scripts/track_runs.py"],
     output:
         "data/runs/{dataset}/mlflow_runs.json",
@@ -27,4 +28,4 @@ rule track_runs:
         ),
     shell:
         "{PYTHON} workflow/scripts/track_runs.py --dataset {wildcards.dataset}"
-        " --out {output} {params.runs} > {log} 2>&1"
+        " --metrics {input.metrics} --out {output} {params.runs} > {log} 2>&1"

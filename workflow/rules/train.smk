@@ -1,6 +1,7 @@
 # Stage 2: one training job per dataset x method, running every seed in one process (a job's
 # start-up -- Python, torch -- costs as much as a small run). Adding a seed reruns the job, but
-# the seeds already trained resume as finished and cost nothing. Methods that start from (or
+# the seeds already trained resume as finished and cost nothing; when the data, the code (passed
+# with --code) or a unimodal run changed, they retrain. Methods that start from (or
 # combine) unimodal models depend on the unimodal runs of the same dataset (seed by seed).
 
 
@@ -29,4 +30,4 @@ rule train_model:
         "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {wildcards.dataset}"
         " --method {wildcards.method} --seeds {params.seeds} --params params/train.yaml"
         " --data data/features/{wildcards.dataset} --runs data/runs/{wildcards.dataset}"
-        " {params.unimodal} > {log} 2>&1"
+        " {params.unimodal} --code {input.code} > {log} 2>&1"

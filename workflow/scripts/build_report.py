@@ -1,6 +1,6 @@
 """Rule build_report: results.csv, summary.md and the figures, from the metrics files.
 
-Inputs: every run's ``metrics.json``; the ``report`` and ``data`` params. Outputs: ``reports/``.
+Inputs: every dataset's ``metrics.json`` (all its runs); the ``report`` and ``data`` params. Outputs: ``reports/``.
 """
 
 import argparse

@@ -1,6 +1,7 @@
 """Rule track_runs: log every finished run of one dataset to MLflow (one experiment).
 
-Inputs: each run's ``train_summary.json``, ``history.csv`` and ``metrics.json``. Output:
+Inputs: each run's ``train_summary.json`` and ``history.csv``, the dataset's ``metrics.json``
+(rule evaluate_runs). Output:
 ``<out>`` listing the MLflow run id of every run (null where tracking failed; results are intact).
 """
 
@@ -11,9 +12,10 @@ from mcr.tracking import track_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
+parser.add_argument("--metrics", required=True, type=Path, help="data/runs/<dataset>/metrics.json")
 parser.add_argument("--out", required=True)
 parser.add_argument("runs", nargs="+")
 args = parser.parse_args()
 
-logged = track_runs(args.dataset, args.runs, Path.cwd(), args.out)
+logged = track_runs(args.dataset, args.runs, Path.cwd(), args.out, metrics_file=args.metrics)
 print(f"tracked {sum(v is not None for v in logged.values())}/{len(logged)} runs")

@@ -22,6 +22,8 @@ parser.add_argument("--data", required=True)
 parser.add_argument("--runs", required=True, type=Path, help="data/runs/<dataset>")
 parser.add_argument("--unimodal", action="append", default=[], help="a modality whose "
                     "unimodal_<modality> runs (same seed) the method starts from")  # fmt: skip
+parser.add_argument("--code", nargs="*", default=[], help="the library files the run imports: "
+                    "an edit retrains finished seeds instead of resuming them")  # fmt: skip
 args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 log = logging.getLogger("train_model")
@@ -37,4 +39,5 @@ for seed in args.seeds:
         train_params=method_train_params(train, split_method_name(args.method)[0]),
         out_dir=args.runs / args.method / f"seed{seed}",
         unimodal_runs={m: args.runs / f"unimodal_{m}" / f"seed{seed}" for m in args.unimodal},
+        code_files=args.code,
     )

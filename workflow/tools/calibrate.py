@@ -1,9 +1,10 @@
 """Measure a real dataset's difficulty: unimodal and joint test accuracy for given knobs.
 
     python workflow/tools/calibrate.py avdigits --set audio_noise=2.0 --set image_pca_components=4
+    python workflow/tools/calibrate.py avdigits --train model.datasets.avdigits.encoders.image.name=mlp
 
 Builds the dataset ``data.real.<name>`` from params/data.yaml (with ``--set`` overrides, YAML
-values), trains each unimodal model and joint training once (seed 0, the encoders of
+values; ``--train`` overrides a dotted key of the ``train`` params), trains each unimodal model and joint training once (seed 0, the encoders of
 params/train.yaml, ``--epochs``), and prints one line per run plus the joint model's in-model
 accuracy per modality. Record the results next to the defaults in params/data.yaml.
 """
@@ -29,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="a key of data.real in params/data.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--train", action="append", default=[], metavar="DOTTED.KEY=VALUE")
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -43,10 +45,17 @@ def main() -> None:
     dataset = load_dataset(source.generator, {source.generator: source.params})
     dataset = replace(dataset, info=replace(dataset.info, name=args.dataset))
     train = params["train"]
+    for item in args.train:
+        key, _, value = item.partition("=")
+        *parents, leaf = key.split(".")
+        node = train
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
     train["common"].update(epochs=args.epochs, progress=False, device="cpu")
     config = RunConfig.from_params({"train": {**train, "methods": {}}})
     names = [f"unimodal_{m}" for m in dataset.info.modalities] + ["joint"]
-    print(f"{args.dataset} {source.params}")
+    print(f"{args.dataset} {source.params} {args.train}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             tic = time.perf_counter()

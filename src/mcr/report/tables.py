@@ -30,11 +30,20 @@ def flatten_split(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def run_records(metric_files: Iterable[str | Path]) -> list[dict]:
+    """The run results in metrics files: a dataset's file (``{"runs": {name: result}}``, the
+    pipeline) holds every run of the dataset; a run's own file (``mcr evaluate``) holds one."""
+    records = []
+    for path in metric_files:
+        content = json.loads(Path(path).read_text())
+        records += list(content["runs"].values()) if "runs" in content else [content]
+    return records
+
+
 def results_table(metric_files: Iterable[str | Path]) -> pd.DataFrame:
     """One row per dataset x method x seed x split, with every metric."""
     rows = []
-    for path in metric_files:
-        result = json.loads(Path(path).read_text())
+    for result in run_records(metric_files):
         for split in ("val", "test"):
             rows.append(
                 {

@@ -69,7 +69,7 @@ class FitResult:
     best_val: dict[str, float]
     history: list[dict[str, float]]
     stopped_early: bool
-    seconds: float = 0.0
+    seconds: float = 0.0  # epochs' training + validation time, summed over resumes
 
 
 @dataclass
@@ -84,6 +84,7 @@ class _Progress:
     finished: bool = False
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0  # training + validation time over every process that ran the run
 
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -203,7 +204,6 @@ def fit(
     )
     train_x = {m: train.inputs[m].to(device) for m in model.modalities}
     train_y = train.labels.to(device)
-    started = time.perf_counter()
     bar = tqdm(
         total=epochs, initial=min(progress.next_epoch, epochs), desc=str(out_dir.name),
         disable=not config.progress, unit="epoch", leave=False,
@@ -253,6 +253,7 @@ def fit(
         progress.history.append(record)
         progress = _evaluate_epoch(epoch, model, method, val, config, progress, out_dir, meta)
         progress.next_epoch = epoch + 1
+        progress.seconds += time.perf_counter() - tic
         if progress.bad_epochs >= config.patience > 0:
             progress.finished = progress.stopped_early = True
         progress.finished |= progress.next_epoch >= epochs
@@ -275,7 +276,7 @@ def fit(
         best_val=progress.best_val,
         history=progress.history,
         stopped_early=progress.stopped_early,
-        seconds=time.perf_counter() - started,
+        seconds=progress.seconds,
     )
 
 

@@ -54,6 +54,7 @@ def train_run(
     restart_if_changed: bool = False,
     callbacks: Sequence[EpochCallback] = (),
     progress: bool | None = None,
+    inputs_fingerprint: str | None = None,
 ) -> FitResult:
     """Train ``method_name`` on ``dataset`` with ``seed`` into ``out_dir``.
 
@@ -61,6 +62,10 @@ def train_run(
         unimodal_runs: modality -> run folder of a trained ``unimodal_<modality>`` model, for
             methods that start from (or combine) unimodal models.
         progress: override ``train.common.progress`` (e.g. off in tests).
+        inputs_fingerprint: a hash of what the run is built from beyond its params (data files,
+            code, unimodal checkpoints; the pipeline's ``inputs_fingerprint``). It is part of the
+            settings a resumed ``last.pt`` must match, so changed data or code retrains instead
+            of resuming a finished run. The model architecture is always part of them.
     """
     info = dataset.info
     train_config, method_params = config.for_method(method_name)
@@ -94,7 +99,10 @@ def train_run(
         "dataset": info.to_dict(),
         "method": method_name,
         "method_config": to_mapping(method.config),
+        "model": spec.to_dict(),
     }
+    if inputs_fingerprint is not None:
+        run_meta["inputs_fingerprint"] = inputs_fingerprint
     result = fit(
         model, method, dataset.train, dataset.val, train_config, seed, out_dir,
         run_meta=run_meta, resume=resume, restart_if_changed=restart_if_changed,
