@@ -67,7 +67,7 @@ def test_calibrated_defaults_leave_headroom_and_imbalance(params, raw_dir, name,
     torch.set_num_threads(1)
     data = build(params, raw_dir, name)
     train = params["train"]
-    common = {**train["common"], "epochs": 10, "progress": False, "device": "cpu"}
+    common = {**train["common"], "epochs": 20, "progress": False, "device": "cpu"}  # as recorded
     config = RunConfig.from_params({"train": {**train, "common": common, "methods": {}}})
     accuracy = {}
     for run in [f"unimodal_{m}" for m in data.info.modalities] + ["joint"]:

@@ -32,9 +32,15 @@ class ReportPaths:
     error_analysis_png: Path
 
 
+def dataset_modality_columns(results: pd.DataFrame, dataset: str) -> list[str]:
+    """The ``<modality>_in_model_accuracy`` columns holding values for ``dataset``."""
+    part = results[results["dataset"] == dataset]
+    return [c for c in part.columns if c.endswith("_in_model_accuracy") and part[c].notna().any()]
+
+
 def _format_utilisation(results: pd.DataFrame, dataset: str, order: list[str], display) -> str:
     part = results[(results["split"] == "test") & (results["dataset"] == dataset)]
-    columns = [c for c in part.columns if c.endswith("_in_model_accuracy")]
+    columns = dataset_modality_columns(results, dataset)
     if part.empty or not columns:
         return ""
     stats = part.groupby("method")[columns].mean() * 100
@@ -64,11 +70,7 @@ def build_report(
     datasets = list(dict.fromkeys(results["dataset"]))
     focus = max(sweep_levels, key=sweep_levels.get) if sweep_levels else datasets[-1]
     modalities = sorted(
-        {
-            c[: -len("_in_model_accuracy")]
-            for c in results.columns
-            if c.endswith("_in_model_accuracy")
-        }
+        c[: -len("_in_model_accuracy")] for c in dataset_modality_columns(results, focus)
     )
     figures.imbalance_sweep(results, sweep_levels, methods, display, paths.sweep_png)
     figures.modality_utilisation(
@@ -98,12 +100,18 @@ def build_report(
         "",
         claims_markdown(check_claims(results), display),
         "",
-        f"## Per-modality utilisation on {focus}",
+        "## Per-modality utilisation",
         "",
-        "In-model test accuracy (%) of each modality's fused contribution alone (W_m z_m + b/M).",
+        (
+            "In-model test accuracy (%) of each modality's fused contribution alone "
+            "(W_m z_m + b/M): how much the fused model uses each modality. The most imbalanced "
+            "synthetic level and every real dataset."
+        ),
         "",
-        _format_utilisation(results, focus, order, display),
-        "",
+    ]
+    for dataset in [focus] + [d for d in datasets if d not in sweep_levels and d != focus]:
+        md += [f"### {dataset}", "", _format_utilisation(results, dataset, order, display), ""]
+    md += [
         "## Figures",
         "",
         f"![imbalance sweep]({paths.sweep_png.relative_to(paths.summary_md.parent)})",
