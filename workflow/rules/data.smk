@@ -9,6 +9,8 @@ rule extract_raw:
         directory(RAW),
     log:
         "logs/extract_raw/{source}.log",
+    benchmark:
+        "logs/benchmarks/extract_raw/{source}.tsv"
     threads: 1
     resources:
         mem_mb=500,
@@ -28,6 +30,8 @@ rule make_dataset:
         multiext(FEATURES + "/", *SPLIT_FILES),
     log:
         "logs/make_dataset/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/make_dataset/{dataset}.tsv"
     threads: 1
     resources:
         mem_mb=2000,

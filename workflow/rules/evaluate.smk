@@ -18,6 +18,8 @@ rule evaluate_runs:
         "data/runs/{dataset}/metrics.json",
     log:
         "logs/evaluate_runs/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_runs/{dataset}.tsv"
     threads: 1
     resources:
         mem_mb=1500,

@@ -34,6 +34,8 @@ rule build_report:
         ),
     log:
         "logs/build_report/build_report.log",
+    benchmark:
+        "logs/benchmarks/build_report/build_report.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -17,6 +17,8 @@ rule track_runs:
         "data/runs/{dataset}/mlflow_runs.json",
     log:
         "logs/track_runs/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/track_runs/{dataset}.tsv"
     threads: 1
     resources:
         mem_mb=1500,
