@@ -22,3 +22,29 @@ def test_dataset_and_run_files_give_one_row_per_run_and_split(tmp_path):
     assert len(table) == 3 * 2
     test = table[table["split"] == "test"].set_index(["method", "seed"])["accuracy"]
     assert test.to_dict() == {("joint", 0): 0.5, ("mcr", 0): 0.75, ("mcr", 1): 0.25}
+
+
+def test_ceilings_add_an_unranked_row_and_a_computed_gap_note():
+    import pandas as pd
+
+    from mcr.report.build import ceiling_notes
+    from mcr.report.tables import mean_std, table1_markdown
+
+    rows = [
+        {"dataset": d, "method": m, "seed": s, "split": "test", "n": 100, "accuracy": a}
+        for d, m, s, a in [
+            ("syn", "joint", 0, 0.80), ("syn", "joint", 1, 0.82),
+            ("syn", "mcr", 0, 0.70), ("syn", "mcr", 1, 0.72),
+            ("real", "joint", 0, 0.5), ("real", "joint", 1, 0.5),
+        ]
+    ]  # fmt: skip
+    results = pd.DataFrame(rows)
+    summary = mean_std(results, "accuracy")
+    table = table1_markdown(summary, ["joint", "mcr"], {}, ceilings={"syn": 0.84})
+    assert table.splitlines()[-1] == "| *Bayes optimum (known generator)* | – | *84.0* |"
+    assert "**81.0 ± 1.4**" in table  # the ceiling is not ranked as a method
+    (note, _) = ceiling_notes(results, summary, {"syn": 0.84})
+    # best 81.0 - 84.0 = -3.0; SE = 100 * sqrt(0.84 * 0.16 / 100) = 3.67 -> within 2 SE
+    assert "syn -3.0 (SE 3.7)" in note and "On 1 of 1 of these datasets" in note
+    (note, _) = ceiling_notes(results, summary, {"syn": 0.99})  # SE 1.0, gap -18
+    assert "No best method is within two standard errors" in note

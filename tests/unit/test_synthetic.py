@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from mcr.data.synthetic import SyntheticConfig, generate
+from mcr.data.synthetic import (
+    SyntheticConfig,
+    bayes_optimal_accuracy,
+    bayes_optimal_predictions,
+    generate,
+)
 
 
 def class_mean_spread(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -65,3 +70,27 @@ def test_signal_scale_weakens_one_modality() -> None:
     strong = class_mean_spread(ds.train.inputs["m1"][s], y)
     weak = class_mean_spread(ds.train.inputs["m2"][s], y)
     assert weak < 0.4 * strong
+
+
+@pytest.mark.parametrize(("ratio", "expected"), [(0.0, 0.904), (1.0, 0.810), (4.0, 0.771)])
+def test_bayes_classifier_reaches_the_documented_optimum(ratio, expected):
+    """method-mcr.md §7.2 gives the Bayes-optimal accuracy of the default generator from an
+    independent Monte-Carlo computation (200k draws); the classifier must reproduce it."""
+    config = SyntheticConfig(
+        u1_to_s_ratio=ratio, num_samples=60_000, split_fractions=(0.1, 0.1, 0.8)
+    )
+    test = generate(config).test
+    predictions = bayes_optimal_predictions(config, test.inputs)
+    assert (predictions == test.labels.numpy()).mean() == pytest.approx(expected, abs=0.006)
+
+
+def test_bayes_classifier_ignores_a_modality_without_label_signal():
+    config = SyntheticConfig(signal_scale=(1.0, 0.0), num_samples=2_000)
+    test = generate(config).test
+    noise = {"m1": test.inputs["m1"], "m2": torch.randn_like(test.inputs["m2"])}
+    assert (
+        bayes_optimal_predictions(config, test.inputs) == bayes_optimal_predictions(config, noise)
+    ).all()
+    assert bayes_optimal_accuracy(config) == pytest.approx(
+        float((bayes_optimal_predictions(config, test.inputs) == test.labels.numpy()).mean())
+    )

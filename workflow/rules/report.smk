@@ -13,7 +13,7 @@ REPORT_OUTPUTS = [
 rule build_report:
     input:
         metrics=METRICS,
-        code=CODE_REPORT + ["workflow/scripts/build_report.py"],
+        code=CODE_REPORT + code("data/synthetic.py") + ["workflow/scripts/build_report.py"],
     output:
         csv="reports/results.csv",
         summary="reports/summary.md",
@@ -40,7 +40,11 @@ rule build_report:
     resources:
         mem_mb=1000,
     params:
-        tracked={"report": config["report"], "data.sweep": config["data"]["sweep"]},
+        tracked={
+            "report": config["report"],
+            "data.sweep": config["data"]["sweep"],
+            "data.synthetic": config["data"]["synthetic"],
+        },
     shell:
         "{PYTHON} workflow/scripts/build_report.py --params params/report.yaml"
         " --params params/data.yaml --out reports {input.metrics} > {log} 2>&1"

@@ -1,12 +1,15 @@
 """Rule build_report: results.csv, summary.md and the figures, from the metrics files.
 
-Inputs: every dataset's ``metrics.json`` (all its runs); the ``report`` and ``data`` params. Outputs: ``reports/``.
+Inputs: every dataset's ``metrics.json`` (all its runs); the ``report`` and ``data`` params (the
+synthetic generator's params give the Bayes-optimal ceiling of its datasets). Outputs:
+``reports/``.
 """
 
 import argparse
 from pathlib import Path
 
 from mcr.config import from_mapping, load_params
+from mcr.data.synthetic import SyntheticConfig, bayes_optimal_accuracy
 from mcr.pipeline import pipeline_datasets, sweep_level
 from mcr.report import ReportConfig, ReportPaths, build_report
 
@@ -17,8 +20,12 @@ parser.add_argument("metrics", nargs="+")
 args = parser.parse_args()
 
 params = load_params(*args.params)
-levels = {
-    n: sweep_level(n) for n in pipeline_datasets(params["data"]) if sweep_level(n) is not None
+datasets = pipeline_datasets(params["data"])
+levels = {n: sweep_level(n) for n in datasets if sweep_level(n) is not None}
+ceilings = {  # the generator is known: its Bayes classifier's test accuracy is the ceiling
+    n: bayes_optimal_accuracy(from_mapping(SyntheticConfig, s.params, s.params_key))
+    for n, s in datasets.items()
+    if s.generator == "synthetic"
 }
 build_report(
     args.metrics,
@@ -31,4 +38,5 @@ build_report(
         utilisation_png=args.out / "figures/modality_utilisation.png",
         error_analysis_png=args.out / "figures/error_analysis.png",
     ),
+    ceilings=ceilings,
 )

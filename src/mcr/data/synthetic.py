@@ -77,11 +77,17 @@ class SyntheticConfig:
         return probs
 
 
+def _draw_maps(config: SyntheticConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    """The fixed maps ``A_m`` (``D x d``): the first draws of the data seed's generator."""
+    d, big_d = config.latent_dim, config.observed_dim
+    return [rng.standard_normal((big_d, d)) / np.sqrt(d) for _ in config.modalities]
+
+
 def generate(config: SyntheticConfig) -> MultimodalDataset:
     """Draw the dataset described by ``config`` (deterministic in ``config.seed``)."""
     rng = np.random.default_rng(config.seed)
     c, d, big_d, n = config.num_classes, config.latent_dim, config.observed_dim, config.num_samples
-    maps = [rng.standard_normal((big_d, d)) / np.sqrt(d) for _ in config.modalities]
+    maps = _draw_maps(config, rng)
     probs = config.group_probabilities()
     group_names = np.array(list(probs))
     groups = rng.choice(len(group_names), size=n, p=np.array(list(probs.values())))
@@ -116,6 +122,47 @@ def generate(config: SyntheticConfig) -> MultimodalDataset:
             annotations={"info_group": info_group[idx]},
         )
     return MultimodalDataset(info=info, **splits)
+
+
+def bayes_optimal_predictions(
+    config: SyntheticConfig, inputs: dict[str, np.ndarray | torch.Tensor]
+) -> np.ndarray:
+    """The Bayes classifier of the generator: ``argmax_y p(y | x_1..x_M)``, knowing every param.
+
+    It is the ceiling no trained model can beat in expectation, so the report can say how far
+    each method is from it. ``A_m`` has full column rank, so ``latent_m = pinv(A_m) x_m`` exactly
+    (up to float32 rounding). With uniform labels and unit-variance noise,
+    ``log p(y, g | latents) = log p(g) + sum over the modalities g gives the label of
+    (s_m l_m[y] - s_m^2 / 2) + const``, where ``s_m`` is modality m's label-vector scale, and
+    ``p(y | latents)`` sums that over the groups ``g``.
+    """
+    maps = _draw_maps(config, np.random.default_rng(config.seed))
+    scales = config.signal_scale or (1.0,) * config.num_modalities
+    probs = config.group_probabilities()
+    latents = [
+        np.asarray(inputs[name], dtype=np.float64) @ np.linalg.pinv(a).T
+        for name, a in zip(config.modalities, maps, strict=True)
+    ]
+    c = config.num_classes
+    log_joint = []  # per group: (n, C)
+    for g, (group, p) in enumerate(probs.items()):
+        if p <= 0:
+            continue
+        score = np.full((len(latents[0]), c), np.log(p))
+        for m, latent in enumerate(latents):
+            if group == "S" or g == m + 1:  # this group's samples carry the label in modality m
+                s = config.signal * scales[m]
+                score += s * latent[:, :c] - s * s / 2
+        log_joint.append(score)
+    return np.logaddexp.reduce(np.stack(log_joint), axis=0).argmax(axis=1)
+
+
+def bayes_optimal_accuracy(config: SyntheticConfig, split: str = "test") -> float:
+    """Accuracy of :func:`bayes_optimal_predictions` on a split of the dataset ``config`` draws
+    (the same rows the pipeline's models are tested on: generation is deterministic)."""
+    part = generate(config).split(split)
+    predictions = bayes_optimal_predictions(config, part.inputs)
+    return float((predictions == part.labels.numpy()).mean())
 
 
 @DATASETS.register("synthetic")

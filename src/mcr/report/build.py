@@ -3,6 +3,7 @@ the figures, all computed from the per-run metrics files."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,43 @@ class ReportPaths:
     error_analysis_png: Path
 
 
+def ceiling_notes(
+    results: pd.DataFrame, summary: pd.DataFrame, ceilings: Mapping[str, float]
+) -> list[str]:
+    """How close the best method gets to each dataset's ceiling, and what that leaves to win."""
+    gaps, near = [], []
+    for dataset, ceiling in ceilings.items():
+        part = summary[summary["dataset"] == dataset]
+        test = results[(results["dataset"] == dataset) & (results["split"] == "test")]
+        if part.empty or test.empty:
+            continue
+        gap = part["mean"].max() - 100 * ceiling
+        error = 100 * math.sqrt(ceiling * (1 - ceiling) / float(test["n"].iloc[0]))
+        gaps.append(f"{dataset} {gap:+.1f} (SE {error:.1f})")
+        if abs(gap) <= 2 * error:
+            near.append(dataset)
+    if not gaps:
+        return []
+    verdict = (
+        f"On {len(near)} of {len(gaps)} of these datasets the best method is within two "
+        "standard errors of the optimum: there the task leaves no room for a balancing method "
+        "to win, and the differences between methods are noise."
+        if near
+        else "No best method is within two standard errors of the optimum."
+    )
+    return [
+        (
+            "The synthetic generator is known, so its Bayes classifier gives the accuracy no "
+            "model can beat in expectation (last row, on the same test rows). Best method minus "
+            "that optimum, in points, with the standard error of a test accuracy on these rows: "
+            + ", ".join(gaps)
+            + ". "
+            + verdict
+        ),
+        "",
+    ]
+
+
 def dataset_modality_columns(results: pd.DataFrame, dataset: str) -> list[str]:
     """The ``<modality>_in_model_accuracy`` columns holding values for ``dataset``."""
     part = results[results["dataset"] == dataset]
@@ -58,8 +96,14 @@ def build_report(
     config: ReportConfig,
     sweep_levels: Mapping[str, float],
     paths: ReportPaths,
+    ceilings: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
-    """Write every report file; returns the results table."""
+    """Write every report file; returns the results table.
+
+    ``ceilings``: dataset -> the best accuracy any model can reach in expectation (the Bayes
+    classifier of a known generator); shown under the table with each dataset's gap to it.
+    """
+    ceilings = dict(ceilings or {})
     results = results_table(metric_files)
     paths.results_csv.parent.mkdir(parents=True, exist_ok=True)
     results.to_csv(paths.results_csv, index=False, float_format="%.6g")
@@ -87,8 +131,9 @@ def build_report(
             "columns. Model selection on validation only. Generated from `reports/results.csv`."
         ),
         "",
-        table1_markdown(summary, order, display, config.paper_results),
+        table1_markdown(summary, order, display, config.paper_results, ceilings),
         "",
+        *ceiling_notes(results, summary, ceilings),
         "## Claims check",
         "",
         (

@@ -75,11 +75,13 @@ def table1_markdown(
     method_order: list[str],
     display: Mapping[str, str],
     paper: Mapping[str, Mapping[str, str]] | None = None,
+    ceilings: Mapping[str, float] | None = None,
 ) -> str:
     """Methods as rows, datasets as columns, ``mean ± std``, best mean per column in bold.
 
     Where ``paper`` has numbers for a dataset (e.g. a CREMA-D column of the MCR paper's Table
-    1), they are shown beside ours as ``ours (paper)``.
+    1), they are shown beside ours as ``ours (paper)``. ``ceilings`` (dataset -> accuracy in
+    [0, 1], e.g. the Bayes-optimal accuracy of a known generator) add a last, unranked row.
     """
     paper = paper or {}
     datasets = list(dict.fromkeys(summary["dataset"]))
@@ -102,4 +104,7 @@ def table1_markdown(
                 text += f" ({paper[d][method]})"
             cells.append(text)
         lines.append(f"| {display.get(method, method)} | " + " | ".join(cells) + " |")
+    if ceilings:
+        cells = [f"*{100 * ceilings[d]:.1f}*" if d in ceilings else "–" for d in datasets]
+        lines.append("| *Bayes optimum (known generator)* | " + " | ".join(cells) + " |")
     return "\n".join(lines)
