@@ -13,7 +13,9 @@ REPORT_OUTPUTS = [
 rule build_report:
     input:
         metrics=METRICS,
-        code=CODE_REPORT + code("data/synthetic.py") + ["workflow/scripts/build_report.py"],
+        code=CODE_REPORT
+        + code("data/synthetic.py")
+        + ["workflow/scripts/build_report.py"],
     output:
         csv="reports/results.csv",
         summary="reports/summary.md",
