@@ -37,6 +37,26 @@ def test_dry_run_on_the_real_params() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def test_params_overlays_reach_every_job_script_and_config_overrides_are_refused() -> None:
+    """The quick profile's params.yaml changes the DAG's config; the job scripts read params
+    files themselves, so they must get the overlay too (else they run on other values than the
+    DAG tracks)."""
+    profile = ("--workflow-profile", "workflow/profiles/quick")
+    done = run(str(BIN / "snakemake"), *profile, "-n", "-p", "--forceall", cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    commands = [
+        line
+        for line in done.stdout.splitlines()
+        if "workflow/scripts/" in line and "--params" in line
+    ]
+    scripts = {c.split("workflow/scripts/")[1].split()[0] for c in commands}
+    assert {"make_dataset.py", "train_model.py", "build_report.py"} <= scripts
+    assert all("--params workflow/profiles/quick/params.yaml" in c for c in commands)
+    done = run(str(BIN / "snakemake"), "-n", "--config", "train={}", cwd=ROOT)
+    assert done.returncode != 0
+    assert "--config cannot override data/train/report params" in done.stdout + done.stderr
+
+
 def test_dvc_yaml_is_generated_from_the_current_dag() -> None:
     done = run(sys.executable, "workflow/tools/smk2dvc.py", "--check", cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]

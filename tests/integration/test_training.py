@@ -203,7 +203,14 @@ def test_pipeline_resumes_a_finished_run_only_when_nothing_it_depends_on_changed
 
     first = train()
     stamp = last_written()
+    best = torch.load(out / BEST, weights_only=True)
+    history = (out / "history.csv").read_text()
+    for output in (BEST, "history.csv", "train_summary.json"):  # Snakemake deletes outputs
+        (out / output).unlink()  # before it reruns a job
     assert train() == first and last_written() == stamp  # same inputs: resumed as finished
+    restored = torch.load(out / BEST, weights_only=True)  # ... and its outputs restored
+    assert restored["epoch"] == best["epoch"] and (out / "history.csv").read_text() == history
+    assert all(torch.equal(restored["model_state"][k], v) for k, v in best["model_state"].items())
     code.write_text("x = 2\n")
     changed_code = train()
     assert changed_code["inputs_fingerprint"] != first["inputs_fingerprint"]

@@ -1,8 +1,10 @@
 # Everything that is not a rule: params validation, the dataset/method/seed tables, input
 # functions, and the code each stage depends on (a code edit reruns the stage's jobs).
+import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from mcr.methods import split_method_name, uses_unimodal_runs
@@ -19,6 +21,18 @@ for _stem in ("data", "train", "report"):
     validate(config[_stem], schema=f"../schemas/{_stem}.schema.yaml")
 
 PYTHON = sys.executable  # the interpreter running Snakemake (the project's .venv)
+# Params overlays given with --configfile (e.g. the quick profile's params.yaml) change the
+# config this DAG is built from; the job scripts read the params files themselves, so every
+# script also gets the overlays, later files winning. --config values cannot be passed on that
+# way: refuse them rather than run jobs on other values than the DAG tracks.
+OVERLAYS = "".join(
+    f" --params {os.path.relpath(f)}" for f in workflow.config_settings.configfiles
+)
+if set(workflow.config_settings.config or {}) & {"data", "train", "report"}:
+    raise WorkflowError(
+        "--config cannot override data/train/report params (the job scripts read the params "
+        "files): put the values in a YAML file and pass it with --configfile"
+    )
 # Compute jobs get OMP_NUM_THREADS={threads} (1): torch's default of one thread per core
 # oversubscribes the CPU when jobs run side by side -- measured 5.5x slower for two parallel
 # training jobs on 2 cores (30.6 s vs 5.6 s), with identical results.

