@@ -23,7 +23,7 @@ def job_seconds(root: Path) -> dict[tuple[str, str, str], float]:
     jobs = {}
     for path in sorted((root / "logs/benchmarks").rglob("*.tsv")):
         parts = path.relative_to(root / "logs/benchmarks").with_suffix("").parts
-        rule, group, name = parts[0], parts[1] if len(parts) > 2 else "-", parts[-1]
+        rule, group, name = parts[0], parts[1], parts[-1]  # per-dataset rules: name == group
         with path.open() as f:
             rows = list(csv.DictReader(f, delimiter="\t"))
         if rows:
@@ -59,6 +59,13 @@ def main() -> None:
             f"{rule:<14} {group:<16} {len(values):>5} {sum(values):>8.1f} "
             f"{sum(values) / len(values):>7.1f} {max(values):>7.1f}"
         )
+    by_rule: dict[str, float] = defaultdict(float)
+    for (rule, _, _), seconds in jobs.items():
+        by_rule[rule] += seconds
+    print(
+        "\nper rule: "
+        + ", ".join(f"{r} {v:.0f} s" for r, v in sorted(by_rule.items(), key=lambda kv: -kv[1]))
+    )
     total = sum(jobs.values())
     print(f"\n{len(jobs)} jobs, {total:.0f} job-seconds; on {args.cores} cores at best "
           f"{total / args.cores / 60:.1f} min")  # fmt: skip
