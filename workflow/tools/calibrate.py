@@ -4,9 +4,9 @@
     python workflow/tools/calibrate.py avdigits --train model.datasets.avdigits.encoders.image.name=mlp
 
 Builds the dataset ``data.real.<name>`` from params/data.yaml (with ``--set`` overrides, YAML
-values; ``--train`` overrides a dotted key of the ``train`` params), trains each unimodal model and joint training once (seed 0, the encoders of
-params/train.yaml, ``--epochs``), and prints one line per run plus the joint model's in-model
-accuracy per modality. Record the results next to the defaults in params/data.yaml.
+values; ``--train`` overrides a dotted key of the ``train`` params), trains each unimodal model
+and joint training once (seed 0, the encoders of params/train.yaml, ``--epochs``), and prints
+one line per run plus the joint model's in-model accuracy per modality. Record the results next to the defaults in params/data.yaml.
 """
 
 from __future__ import annotations
