@@ -31,4 +31,4 @@ rule all:
     default_target: True
     input:
         REPORT_OUTPUTS,
-        expand("data/runs/{dataset}/mlflow_runs.json", dataset=DATASETS),
+        expand("data/tracking/{dataset}.json", dataset=DATASETS),

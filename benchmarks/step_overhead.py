@@ -44,8 +44,8 @@ from torch.utils.data import DataLoader, Dataset
 from mcr.data.dataset import DatasetInfo, MultimodalDataset, Split
 from mcr.methods import Batch, Method, SetupContext, create_method
 from mcr.models import ModelConfig, ModelSpec, MultimodalModel
+from mcr.runtime import epoch_generator, resolve_device
 from mcr.training import loop
-from mcr.training.runtime import epoch_generator, resolve_device
 
 MODALITIES = ("audio", "video")
 NUM_CLASSES = 6  # CREMA-D

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,9 @@ from mcr.data.synthetic import SyntheticConfig, generate
 from mcr.methods import Batch, Method, SetupContext, create_method
 from mcr.models import ModelConfig, ModelSpec, MultimodalModel
 from mcr.training import RunConfig
+
+#: The repository root (tests run from a checkout).
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")

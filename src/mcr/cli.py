@@ -4,6 +4,7 @@
         --params params/train.yaml --out data/runs/synthetic/mcr/seed0
     mcr evaluate --run data/runs/synthetic/mcr/seed0 --out data/runs/synthetic/mcr/seed0/metrics.json
     mcr list
+    mcr params mcr          # a method's full params block, every key at its default, commented
 
 Bad input (params, dataset folder, method name) ends with one ``error:`` line and exit code 2,
 never a traceback.
@@ -80,11 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, help="metrics JSON (default: RUN/metrics.json)")
 
     sub.add_parser("list", help="list registered datasets, encoders and methods")
+
+    params = sub.add_parser(
+        "params", help="print methods' full params blocks (defaults, descriptions, sources)"
+    )
+    params.add_argument("methods", nargs="*", help="registry names (default: every method)")
     return parser
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from mcr.data.load import load_dataset
+    from mcr.features import load_dataset
     from mcr.training import RunConfig, train_run
 
     params = _override(load_params(*args.params), args.set)
@@ -103,8 +109,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from mcr.data.load import load_dataset
     from mcr.evaluation import evaluate_run
+    from mcr.features import load_dataset
 
     record_path = args.run / RUN_FILE
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
@@ -130,10 +136,24 @@ def cmd_list(_: argparse.Namespace) -> None:
     print("(unimodal runs are named unimodal_<modality>)")
 
 
+def cmd_params(args: argparse.Namespace) -> None:
+    """Print the commented blocks; paste one under ``train.methods`` and keep the keys you
+    change (a block lists only those; the rest take the declared defaults)."""
+    from mcr.methods import METHODS
+    from mcr.methods.declaration import params_block
+
+    names = args.methods or METHODS.names()
+    for name in names:
+        METHODS.get(name)  # an unknown name fails with the valid ones
+    print("\n".join(params_block(name) for name in names), end="")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list}
+    commands = {
+        "train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list, "params": cmd_params
+    }  # fmt: skip
     try:
         commands[args.command](args)
     except (ConfigError, UnknownNameError, FileNotFoundError, ValueError) as exc:

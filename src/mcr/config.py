@@ -1,9 +1,13 @@
 """Typed configuration: frozen dataclasses built from plain mappings (parsed YAML).
 
 Every params block ends up in a frozen dataclass through :func:`from_mapping`, which is the only
-place a mapping key is checked: an unknown key, a missing required key or a value of the wrong type
-fails with one :class:`ConfigError` naming the key path and what was expected. Library code only
-ever sees the dataclasses.
+place a mapping key is checked: an unknown key, a missing required key, a value of the wrong type
+or out of its declared range fails with one :class:`ConfigError` naming the key path and what was
+expected. Library code only ever sees the dataclasses.
+
+A field declared with :func:`param` carries its description, the source of its default and its
+range as metadata. That declaration is the single place a setting is written: the params schema
+(``workflow/tools/method_schema.py``) and ``mcr params <method>`` are generated from it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,54 @@ import yaml
 
 T = TypeVar("T")
 
+#: Range keywords of :func:`param`, with the comparison each one asserts.
+BOUNDS: dict[str, tuple[str, Any]] = {
+    "ge": (">=", lambda v, b: v >= b),
+    "gt": (">", lambda v, b: v > b),
+    "le": ("<=", lambda v, b: v <= b),
+    "lt": ("<", lambda v, b: v < b),
+}
+
 
 class ConfigError(ValueError):
     """A params value or key is invalid; the message names where and what was expected."""
+
+
+def param(
+    default: Any,
+    doc: str,
+    *,
+    source: str = "",
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A config field with its description, the source of its default and its range.
+
+    Args:
+        default: the value a params block that leaves the key out gets (immutable: use tuples).
+        doc: one line saying what the setting does (the schema description, ``mcr params``).
+        source: where the default comes from (paper, official code, MCR run.sh, ours, ...).
+        ge, gt, le, lt: bounds checked by :func:`from_mapping`; on a tuple, for every item.
+    """
+    bounds = {k: v for k, v in {"ge": ge, "gt": gt, "le": le, "lt": lt}.items() if v is not None}
+    metadata = {"doc": doc, "source": source, "bounds": bounds}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_bounds(obj: Any, where: str = "") -> None:
+    """Raise :class:`ConfigError` for the first field of ``obj`` outside its declared range."""
+    prefix = f"{where}: " if where else ""
+    for f in dataclasses.fields(obj):
+        bounds = f.metadata.get("bounds") or {}
+        value = getattr(obj, f.name)
+        items = value if isinstance(value, tuple) else (value,)
+        for key, bound in bounds.items():
+            symbol, holds = BOUNDS[key]
+            if not all(holds(v, bound) for v in items):
+                shown = list(value) if isinstance(value, tuple) else value
+                raise ConfigError(f"{prefix}{f.name}={shown!r}: expected {symbol} {bound:g}")
 
 
 def _check_value(value: Any, annotation: Any, where: str) -> Any:
@@ -103,11 +152,13 @@ def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, where: str = "
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{prefix}{name}: required key is missing")
     try:
-        return cls(**values)
+        obj = cls(**values)
     except ConfigError:
         raise
-    except ValueError as exc:  # __post_init__ range checks
+    except ValueError as exc:  # __post_init__ checks (across fields)
         raise ConfigError(f"{where or cls.__name__}: {exc}") from None
+    check_bounds(obj, where or cls.__name__)
+    return obj
 
 
 def to_mapping(obj: Any) -> dict[str, Any]:

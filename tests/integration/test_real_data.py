@@ -19,8 +19,9 @@ from mcr.config import load_params
 from mcr.data.load import load_dataset
 from mcr.data.wheels import DataFetchError
 from mcr.evaluation import evaluate_run
-from mcr.pipeline import extract_raw, pipeline_datasets, raw_sources
 from mcr.training import RunConfig, train_run
+from mcr.workflow.layout import pipeline_datasets, raw_sources
+from mcr.workflow.stages import extract_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import torch
 
 from mcr.config import ConfigError
 from mcr.evaluation import evaluate_run
-from mcr.methods import METHODS
+from mcr.methods import METHODS, uses_unimodal_runs
 from mcr.training import fit, load_model, predict, train_run
 from mcr.training.checkpoint import BEST
 from tests.conftest import tiny_run_config
@@ -31,8 +31,11 @@ def unimodal_runs(tiny_synthetic, tmp_path_factory):
     return runs
 
 
-@pytest.mark.parametrize("method", ["joint", "multiloss", "mcr", "ensemble", "uni_pre_frozen",
-                                    "uni_pre_finetuned"])  # fmt: skip
+#: Every method whose runs start from (or combine) the unimodal runs, from the registry.
+CONSUMERS = sorted(n for n in METHODS if n != "unimodal" and uses_unimodal_runs(n, {}))
+
+
+@pytest.mark.parametrize("method", ["joint", "multiloss", "mcr", *CONSUMERS])
 def test_every_method_trains_and_evaluates(method, tiny_synthetic, unimodal_runs, tmp_path):
     result = train_run(
         tiny_synthetic, method, tiny_run_config(8), 0, tmp_path, unimodal_runs=unimodal_runs
@@ -185,7 +188,7 @@ def test_pipeline_resumes_a_finished_run_only_when_nothing_it_depends_on_changed
     data, the code or the model changed -- then a finished run must be retrained, not resumed."""
     from mcr.config import to_mapping
     from mcr.data.contract import write_dataset
-    from mcr.pipeline import train_model
+    from mcr.workflow.stages import train_model
 
     folder = tmp_path / "data"
     write_dataset(tiny_synthetic, folder)

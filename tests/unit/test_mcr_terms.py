@@ -1,4 +1,4 @@
-"""MCR's pieces against hand computations and autograd (method-mcr.md §1.3-1.4)."""
+"""MCR's pieces against hand computations and autograd (docs/mcr.md §3 and §4)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_three_modality_game_uses_every_proper_nonempty_subset() -> None:
     assert set(proper_subsets(mods)) == expected and len(expected) == 6
     greedy = game_terms("greedy", mods)
     assert {s for s, _, _ in greedy} == expected
-    assert len(greedy) == 18  # M * (2^M - 2) head evaluations, method-mcr.md §1.6
+    assert len(greedy) == 18  # M * (2^M - 2) head evaluations, docs/mcr.md §5.1
     for subset, player, coefficient in greedy:
         assert coefficient == (-1.0 if player in subset else 1.0)
     independent = game_terms("independent", mods)

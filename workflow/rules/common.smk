@@ -1,26 +1,46 @@
 # Everything that is not a rule: params validation, the dataset/method/seed tables, input
 # functions, and the code each stage depends on (a code edit reruns the stage's jobs).
+# Torch-free: the DAG is laid out by mcr.workflow.layout from the params and the generated
+# method catalog (workflow/schemas/methods.schema.yaml); only the jobs import torch.
+import hashlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
-from mcr.methods import split_method_name, uses_unimodal_runs
-from mcr.pipeline import (
+from mcr.tracking import init_store, tracking_uri
+from mcr.workflow.catalog import CATALOG_FILE, StaleCatalogError, load_catalog
+from mcr.workflow.layout import (
     dataset_modalities,
     method_train_params,
     pipeline_datasets,
     raw_sources,
     run_names,
+    unimodal_inputs,
 )
-from mcr.tracking import init_store, tracking_uri
 
+PYTHON = sys.executable  # the interpreter running Snakemake (the project's .venv)
+
+
+def method_catalog():
+    """The generated method catalog; regenerated first when a method's source changed (an
+    added or edited method needs no manual step before the DAG sees it)."""
+    try:
+        return load_catalog(CATALOG_FILE)
+    except StaleCatalogError as exc:
+        logger.warning(f"{exc}: regenerating it now")
+        subprocess.run([PYTHON, "workflow/tools/method_schema.py"], check=True)
+        return load_catalog(CATALOG_FILE)
+
+
+CATALOG = method_catalog()
 for _stem in ("data", "train", "report"):
     validate(config[_stem], schema=f"../schemas/{_stem}.schema.yaml")
 
-PYTHON = sys.executable  # the interpreter running Snakemake (the project's .venv)
 # Params overlays given with --configfile (e.g. the quick profile's params.yaml) change the
 # config this DAG is built from; the job scripts read the params files themselves, so every
 # script also gets the overlays, later files winning. --config values cannot be passed on that
@@ -39,7 +59,8 @@ if set(workflow.config_settings.config or {}) & {"data", "train", "report"}:
 DATASETS = pipeline_datasets(config["data"])
 MODALITIES = {name: dataset_modalities(source) for name, source in DATASETS.items()}
 RUN_NAMES = {
-    name: run_names(config["train"], source) for name, source in DATASETS.items()
+    name: run_names(config["train"], source, CATALOG)
+    for name, source in DATASETS.items()
 }
 SEEDS = list(config["train"]["seeds"])
 RAW_SOURCES = raw_sources(config["data"])
@@ -72,7 +93,7 @@ def dataset_params(dataset):
 
 
 def method_key(method):
-    return split_method_name(method)[0]
+    return CATALOG.split(method)[0]
 
 
 def tracked_train_params(method):
@@ -88,10 +109,9 @@ def tracked_train_params(method):
 
 def unimodal_modalities(wildcards):
     """Modalities whose unimodal runs a method starts from (empty for most methods)."""
-    params = config["train"]["methods"].get(method_key(wildcards.method))
-    if not uses_unimodal_runs(wildcards.method, params):
-        return []
-    return list(MODALITIES[wildcards.dataset])
+    return unimodal_inputs(
+        config["train"], wildcards.method, MODALITIES[wildcards.dataset], CATALOG
+    )
 
 
 def unimodal_checkpoints(wildcards):
@@ -112,10 +132,46 @@ def code(*modules):
     return files
 
 
-CODE_DATA = code("data", "pipeline.py")
-CODE_TRAIN = code("data", "models", "methods", "training", "metrics.py", "pipeline.py")
+def code_digest(files):
+    """sha256 of the files' contents. Rules pass it as a param, not the files as inputs: a code
+    edit changes it and Snakemake's params trigger reruns the jobs (a checkout that only
+    touches files does not), and the DAG stays small -- thousands of file inputs made building
+    it take seconds. smk2dvc turns the ``code`` param back into DVC dependencies."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+CODE_DATA = code(
+    "data", "features", "models", "run_names.py", "runtime.py", "io.py", "workflow"
+)
+CODE_TRAIN = code("data", "models", "methods", "training", "metrics.py", "run_names.py",
+                  "runtime.py", "io.py", "workflow")  # fmt: skip
 CODE_EVALUATE = CODE_TRAIN + code("evaluation")
-CODE_REPORT = code("report")
+CODE_REPORT = code("report", "data/synthetic.py")
+# Per rule: the code its jobs run (library + script), and the digest Snakemake compares.
+CODE = {
+    "extract_raw": CODE_DATA + ["workflow/scripts/extract_raw.py"],
+    "make_dataset": CODE_DATA + ["workflow/scripts/make_dataset.py"],
+    "train_model": CODE_TRAIN + ["workflow/scripts/train_model.py"],
+    "evaluate_runs": CODE_EVALUATE + ["workflow/scripts/evaluate_runs.py"],
+    "track_runs": code("tracking.py") + ["workflow/scripts/track_runs.py"],
+    "build_report": CODE_REPORT + ["workflow/scripts/build_report.py"],
+}
+CODE_DIGEST = {rule: code_digest(files) for rule, files in CODE.items()}
+
+
+def package_paths(files):
+    """The files as their sub-package folders (``src/mcr/methods/mcr.py`` -> ``src/mcr/methods``):
+    what DVC tracks, and the short form the training job fingerprints its code from."""
+    paths = [
+        "/".join(Path(f).parts[:3]) if len(Path(f).parts) > 3 else str(f) for f in files
+    ]
+    return list(dict.fromkeys(paths))
+
+
+CODE_PATHS = {rule: " ".join(package_paths(files)) for rule, files in CODE.items()}
 
 
 def init_tracking():

@@ -3,8 +3,6 @@
 
 
 rule extract_raw:
-    input:
-        code=CODE_DATA + ["workflow/scripts/extract_raw.py"],
     output:
         directory(RAW),
     log:
@@ -15,6 +13,8 @@ rule extract_raw:
     resources:
         mem_mb=500,
     params:
+        code=CODE["extract_raw"],
+        code_digest=CODE_DIGEST["extract_raw"],
         tracked=lambda wc: {f"data.raw.{wc.source}": config["data"]["raw"][wc.source]},
     shell:
         "{PYTHON} workflow/scripts/extract_raw.py --source {wildcards.source}"
@@ -25,7 +25,6 @@ rule extract_raw:
 rule make_dataset:
     input:
         raw=lambda wc: expand(RAW, source=DATASETS[wc.dataset].raw),
-        code=CODE_DATA + ["workflow/scripts/make_dataset.py"],
     output:
         multiext(FEATURES + "/", *SPLIT_FILES),
     log:
@@ -36,6 +35,8 @@ rule make_dataset:
     resources:
         mem_mb=2000,
     params:
+        code=CODE["make_dataset"],
+        code_digest=CODE_DIGEST["make_dataset"],
         tracked=lambda wc: dataset_params(wc.dataset),
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/make_dataset.py --dataset {wildcards.dataset}"

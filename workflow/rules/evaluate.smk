@@ -13,9 +13,8 @@ rule evaluate_runs:
             for m in run_methods(wc.dataset)
             for s in SEEDS
         ],
-        code=CODE_EVALUATE + ["workflow/scripts/evaluate_runs.py"],
     output:
-        "data/runs/{dataset}/metrics.json",
+        "data/metrics/{dataset}.json",
     log:
         "logs/evaluate_runs/{dataset}.log",
     benchmark:
@@ -24,6 +23,8 @@ rule evaluate_runs:
     resources:
         mem_mb=1500,
     params:
+        code=CODE["evaluate_runs"],
+        code_digest=CODE_DIGEST["evaluate_runs"],
         seeds=" ".join(map(str, SEEDS)),
         methods=lambda wc: " ".join(run_methods(wc.dataset)),
     shell:

@@ -1,6 +1,6 @@
 # Stage 4: results.csv, the Table-1-style summary and the figures, from the metrics files only.
 
-METRICS = [f"data/runs/{d}/metrics.json" for d in DATASETS]
+METRICS = [f"data/metrics/{d}.json" for d in DATASETS]
 REPORT_OUTPUTS = [
     "reports/results.csv",
     "reports/summary.md",
@@ -13,9 +13,6 @@ REPORT_OUTPUTS = [
 rule build_report:
     input:
         metrics=METRICS,
-        code=CODE_REPORT
-        + code("data/synthetic.py")
-        + ["workflow/scripts/build_report.py"],
     output:
         csv="reports/results.csv",
         summary="reports/summary.md",
@@ -42,6 +39,8 @@ rule build_report:
     resources:
         mem_mb=1000,
     params:
+        code=CODE["build_report"],
+        code_digest=CODE_DIGEST["build_report"],
         tracked={
             "report": config["report"],
             "data.sweep": config["data"]["sweep"],

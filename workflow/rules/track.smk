@@ -11,10 +11,9 @@ rule track_runs:
             for s in SEEDS
             for f in ("train_summary.json", "history.csv")
         ],
-        metrics="data/runs/{dataset}/metrics.json",
-        code=code("tracking.py") + ["workflow/scripts/track_runs.py"],
+        metrics="data/metrics/{dataset}.json",
     output:
-        "data/runs/{dataset}/mlflow_runs.json",
+        "data/tracking/{dataset}.json",
     log:
         "logs/track_runs/{dataset}.log",
     benchmark:
@@ -23,11 +22,11 @@ rule track_runs:
     resources:
         mem_mb=1500,
     params:
-        runs=lambda wc: " ".join(
-            f"data/runs/{wc.dataset}/{m}/seed{s}"
-            for m in run_methods(wc.dataset)
-            for s in SEEDS
-        ),
+        code=CODE["track_runs"],
+        code_digest=CODE_DIGEST["track_runs"],
+        seeds=" ".join(map(str, SEEDS)),
+        methods=lambda wc: " ".join(run_methods(wc.dataset)),
     shell:
         "{PYTHON} workflow/scripts/track_runs.py --dataset {wildcards.dataset}"
-        " --metrics {input.metrics} --out {output} {params.runs} > {log} 2>&1"
+        " --metrics {input.metrics} --out {output} --runs data/runs/{wildcards.dataset}"
+        " --methods {params.methods} --seeds {params.seeds} > {log} 2>&1"

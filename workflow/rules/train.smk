@@ -9,7 +9,6 @@ rule train_model:
     input:
         data=multiext(FEATURES + "/", *SPLIT_FILES),
         unimodal=lambda wc: unimodal_checkpoints(wc),
-        code=CODE_TRAIN + ["workflow/scripts/train_model.py"],
     output:
         best=expand(RUN + "/best.pt", seed=SEEDS, allow_missing=True),
         history=expand(RUN + "/history.csv", seed=SEEDS, allow_missing=True),
@@ -23,11 +22,14 @@ rule train_model:
         mem_mb=1500,
         gpu=0,
     params:
+        code=CODE["train_model"],
+        code_digest=CODE_DIGEST["train_model"],
         tracked=lambda wc: tracked_train_params(wc.method),
         seeds=" ".join(map(str, SEEDS)),
-        unimodal=lambda wc: " ".join(f"--unimodal {m}" for m in unimodal_modalities(wc)),
+        unimodal=lambda wc: " ".join(unimodal_modalities(wc)),
+        code_paths=CODE_PATHS["train_model"],
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {wildcards.dataset}"
         " --method {wildcards.method} --seeds {params.seeds} --params params/train.yaml{OVERLAYS}"
         " --data data/features/{wildcards.dataset} --runs data/runs/{wildcards.dataset}"
-        " {params.unimodal} --code {input.code} > {log} 2>&1"
+        " --unimodal {params.unimodal} --code {params.code_paths} > {log} 2>&1"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from mcr.config import from_mapping, load_params
 from mcr.data.synthetic import SyntheticConfig, bayes_optimal_accuracy
-from mcr.pipeline import pipeline_datasets, sweep_level
 from mcr.report import ReportConfig, ReportPaths, build_report
+from mcr.workflow.layout import pipeline_datasets, sweep_level
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--params", action="append", required=True)

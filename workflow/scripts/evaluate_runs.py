@@ -1,7 +1,7 @@
 """Rule evaluate_runs: evaluate every run of one dataset on val and test.
 
 Inputs: ``<runs>/<method>/seed<s>/best.pt`` for every method and seed (the unimodal runs of a
-seed are also the reference predictors of its error analysis). Output: ``<runs>/metrics.json``,
+seed are also the reference predictors of its error analysis). Output: ``data/metrics/<dataset>.json``,
 one record per run.
 """
 
@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from mcr.pipeline import evaluate_dataset
+from mcr.workflow.stages import evaluate_dataset
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)

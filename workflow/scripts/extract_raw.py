@@ -6,7 +6,8 @@ Inputs: the ``data.raw.<source>`` params. Output: the files plus ``manifest.json
 import argparse
 
 from mcr.config import load_params
-from mcr.pipeline import extract_raw, raw_sources
+from mcr.workflow.layout import raw_sources
+from mcr.workflow.stages import extract_raw
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--source", required=True)

@@ -6,7 +6,8 @@ Inputs: the ``data`` params. Output: ``<out>/{train,val,test}.parquet``.
 import argparse
 
 from mcr.config import load_params
-from mcr.pipeline import make_dataset, pipeline_datasets
+from mcr.workflow.layout import pipeline_datasets
+from mcr.workflow.stages import make_dataset
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)

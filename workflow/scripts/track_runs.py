@@ -12,10 +12,15 @@ from mcr.tracking import track_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
-parser.add_argument("--metrics", required=True, type=Path, help="data/runs/<dataset>/metrics.json")
+parser.add_argument("--metrics", required=True, type=Path, help="data/metrics/<dataset>.json")
 parser.add_argument("--out", required=True)
-parser.add_argument("runs", nargs="+")
+parser.add_argument("--runs", required=True, type=Path, help="data/runs/<dataset>")
+parser.add_argument(
+    "--methods", nargs="+", required=True, help="run names (unimodal_<m> included)"
+)
+parser.add_argument("--seeds", type=int, nargs="+", required=True)
 args = parser.parse_args()
 
-logged = track_runs(args.dataset, args.runs, Path.cwd(), args.out, metrics_file=args.metrics)
+runs = [args.runs / method / f"seed{seed}" for method in args.methods for seed in args.seeds]
+logged = track_runs(args.dataset, runs, Path.cwd(), args.out, metrics_file=args.metrics)
 print(f"tracked {sum(v is not None for v in logged.values())}/{len(logged)} runs")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from mcr.config import load_params
 from mcr.methods import split_method_name
-from mcr.pipeline import method_train_params, train_model
+from mcr.workflow.layout import method_train_params
+from mcr.workflow.stages import train_model
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--dataset", required=True)
@@ -20,10 +21,11 @@ parser.add_argument("--seeds", type=int, nargs="+", required=True)
 parser.add_argument("--params", action="append", required=True, help="params files; later win")
 parser.add_argument("--data", required=True)
 parser.add_argument("--runs", required=True, type=Path, help="data/runs/<dataset>")
-parser.add_argument("--unimodal", action="append", default=[], help="a modality whose "
+parser.add_argument("--unimodal", nargs="*", default=[], help="modalities whose "
                     "unimodal_<modality> runs (same seed) the method starts from")  # fmt: skip
-parser.add_argument("--code", nargs="*", default=[], help="the library files the run imports: "
-                    "an edit retrains finished seeds instead of resuming them")  # fmt: skip
+parser.add_argument("--code", nargs="*", default=[], help="the library files (or package "
+                    "folders) the run imports: an edit retrains finished seeds instead of "
+                    "resuming them")  # fmt: skip
 args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 log = logging.getLogger("train_model")

@@ -20,10 +20,10 @@ import torch
 import yaml
 
 from mcr.config import load_params
-from mcr.data.load import load_dataset
 from mcr.evaluation import evaluate_run
-from mcr.pipeline import pipeline_datasets
+from mcr.features import load_dataset
 from mcr.training import RunConfig, train_run
+from mcr.workflow.layout import pipeline_datasets
 
 
 def main() -> None:

@@ -3,14 +3,26 @@
     python workflow/tools/smk2dvc.py            # (re)write dvc.yaml
     python workflow/tools/smk2dvc.py --check    # exit 1 if dvc.yaml is stale (CI)
 
-One DVC stage per Snakemake rule x dataset x method (the seeds of a method are one stage), named
-``<rule>-<wildcard values>`` (e.g. ``train_model-synthetic_r4-mcr``), so ``dvc repro <stage>``
-reruns one slice. A stage's ``cmd``
-is the job's shell command (the project interpreter written as ``python``, the log redirect
-dropped), its ``deps`` are the job's inputs (data and code), its ``params`` are the keys the rule
-declares under ``params: tracked`` (``train.methods.mcr`` -> ``params/train.yaml``), and its
-outputs are ``outs`` -- except ``metrics.json`` files (DVC metrics) and ``reports/`` (small,
-kept in git: ``cache: false``). Reads the DAG through a private Snakemake API (pinned version).
+Every Snakemake rule becomes one DVC ``foreach`` stage whose items are the rule's jobs, so adding
+a dataset or a method adds one line per stage it takes part in, not a stage block. The
+template of each stage is written once, with ``${item.*}`` where jobs differ; every job's command,
+dependencies and outputs are rendered back from the template and compared with the DAG's, so the
+file cannot drift from the workflow. Names: ``<rule>@<wildcards>``, e.g.
+``dvc repro train_model@synthetic_r4-mcr`` reruns one method on one dataset (its seeds together).
+
+What DVC sees, in fewer, coarser paths than Snakemake (DVC hashes a folder as one entry):
+
+* a job's library files collapse to their sub-package folders (``src/mcr/methods``);
+* a training job's per-seed files collapse to its run folder ``data/runs/<dataset>/<method>``;
+  the per-dataset jobs (evaluate, track) depend on the dataset's runs folder;
+* DVC cannot interpolate a list into ``deps``, so jobs whose inputs vary in number (a dataset read
+  from raw sources, a method started from the unimodal runs) form a second stage of the rule
+  (``make_dataset_from_raw``, ``train_on_unimodal``) with a fixed number of input slots; a job
+  with fewer inputs repeats its last one (a duplicate dependency changes nothing).
+
+``metrics`` are the evaluation files (``dvc metrics show``), ``reports/`` is kept in git
+(``cache: false``), ``params`` are the keys a rule tracks (``train.methods.mcr`` ->
+``params/train.yaml``). Reads the DAG through a private Snakemake API (pinned version).
 """
 
 from __future__ import annotations
@@ -18,7 +30,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from snakemake.api import SnakemakeApi
@@ -26,6 +40,29 @@ from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettin
 
 HEADER = "# Generated from the Snakemake DAG by workflow/tools/smk2dvc.py -- do not edit.\n"
 REDIRECT = re.compile(r"\s*>\s*logs/\S+\s+2>&1\s*$")
+RUN_FILE = re.compile(r"^(data/runs/[^/]+/[^/]+)/seed\d+/[^/]+$")
+#: Inputs that vary in number between the jobs of a rule: rule -> (pattern capturing the name,
+#: slot template, name of the second stage).
+VARIABLE_INPUTS = {
+    "make_dataset": (
+        re.compile(r"^data/raw/([^/]+)$"),
+        "data/raw/${{item.in{i}}}",
+        "make_dataset_from_raw",
+    ),
+    "train_model": (
+        re.compile(r"^data/runs/[^/]+/unimodal_([^/]+)$"),
+        "data/runs/${{item.dataset}}/unimodal_${{item.in{i}}}",
+        "train_on_unimodal",
+    ),
+}
+#: Long enough that every foreach item stays on one line (one line per dataset or method).
+WIDTH = 1000
+#: Stages in the order the pipeline runs them.
+ORDER = ("extract_raw", "make_dataset", "train_model", "evaluate_runs", "track_runs")
+#: Params that are not the command's words (Snakemake's rerun triggers and DVC's deps/params).
+NOT_IN_CMD = {"tracked", "code", "code_digest"}
+#: Rules whose run-file inputs collapse to the dataset's whole runs folder.
+PER_DATASET = {"evaluate_runs", "track_runs"}
 
 
 def dag_jobs(snakefile: Path) -> list:
@@ -38,66 +75,209 @@ def dag_jobs(snakefile: Path) -> list:
         return [job for job in inner.dag.jobs if job.output]
 
 
-def collapse(path: str) -> str:
-    """A library file -> its sub-package folder (``src/mcr/methods/mcr.py`` -> ``src/mcr/methods``).
-
-    DVC hashes a folder dependency as one entry, so 172 stages stay fast to check; a code edit
-    still reruns every stage that imports the package.
-    """
+def collapse(path: str, rule: str) -> str:
+    """The path DVC tracks for one Snakemake input or output of ``rule``."""
     parts = Path(path).parts
     if parts[:2] == ("src", "mcr") and len(parts) > 3:
-        return str(Path(*parts[:3]))
+        return str(Path(*parts[:3]))  # a library file -> its sub-package folder
+    run = RUN_FILE.match(path)
+    if run:
+        return str(Path(run.group(1)).parent) if rule in PER_DATASET else run.group(1)
     return path
 
 
-def stage(job) -> dict:
+def unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def job_spec(job) -> dict[str, Any]:
+    """A job as DVC sees it: command, dependencies, params, outputs."""
+    rule = job.rule.name
     cmd = REDIRECT.sub("", job.shellcmd.strip()).replace(sys.executable, "python")
-    deps = sorted({collapse(str(f)) for f in job.input})
-    spec: dict = {"cmd": " ".join(cmd.split()), "deps": deps}
-    if "tracked" in job.params.keys():  # noqa: SIM118 -- Namedlist: `in` tests values
-        by_file: dict[str, list[str]] = {}
-        for key in job.params.tracked:
-            by_file.setdefault(f"params/{key.split('.')[0]}.yaml", []).append(key)
-        spec["params"] = [{f: sorted(keys)} for f, keys in sorted(by_file.items())]
-    for out in map(str, job.output):
-        if out.startswith("reports/"):
-            spec.setdefault("outs", []).append({out: {"cache": False}})
-        elif out.endswith("metrics.json"):
-            spec.setdefault("metrics", []).append(out)
-        else:
-            spec.setdefault("outs", []).append(out)
+    spec: dict[str, Any] = {
+        "key": "-".join(str(v) for k, v in dict(job.wildcards).items() if k != "seed"),
+        "wildcards": {k: str(v) for k, v in dict(job.wildcards).items() if k != "seed"},
+        "cmd": " ".join(cmd.split()),
+        "deps": unique(collapse(str(f), rule) for f in [*job.input, *job.params.code]),
+        "params": sorted(job.params.tracked) if "tracked" in job.params.keys() else [],  # noqa: SIM118
+        "values": {
+            name: str(value)
+            for name, value in job.params.items()
+            if name not in NOT_IN_CMD and isinstance(value, str) and value
+        },
+        "outs": [],
+        "metrics": [],
+    }
+    for out in unique(collapse(str(f), rule) for f in job.output):
+        kind = "metrics" if out.startswith("data/metrics/") else "outs"
+        spec[kind].append(out)
     return spec
 
 
-def merge(specs: list[dict]) -> dict:
-    """One DVC stage for several jobs (the seeds of one method): commands chained, lists joined."""
-    merged: dict = {
-        "cmd": " && ".join(s["cmd"] for s in specs) if len(specs) > 1 else specs[0]["cmd"]
+def substitute(text: str, values: dict[str, str]) -> str:
+    """``text`` with each wildcard value, where it stands as a whole name, as
+    ``${item.<wildcard>}``; library and script paths are left alone (``src/mcr`` is not the
+    method ``mcr``)."""
+
+    def one(token: str) -> str:
+        if token.startswith(("src/", "workflow/")):
+            return token
+        for name, value in sorted(values.items(), key=lambda kv: -len(kv[1])):
+            pattern = rf"(?<!\w){re.escape(value)}(?!\w|\.\d)"  # r0 is not r0.5
+            token = re.sub(pattern, f"${{item.{name}}}", token)
+        return token
+
+    return " ".join(one(token) for token in text.split(" "))
+
+
+def params_entry(keys: list[tuple[str, str]]) -> list[dict[str, list[str]]]:
+    """``(params key, as written in the stage)`` -> DVC's ``params`` list, grouped by file."""
+    by_file: dict[str, list[str]] = {}
+    for key, written in keys:
+        by_file.setdefault(f"params/{key.split('.')[0]}.yaml", []).append(written)
+    return [{f: sorted(k)} for f, k in sorted(by_file.items())]
+
+
+def render_template(template: Any, item: dict[str, str]) -> Any:
+    if isinstance(template, str):
+        return re.sub(r"\$\{item\.(\w+)\}", lambda m: item[m.group(1)], template)
+    if isinstance(template, list):
+        return [render_template(t, item) for t in template]
+    if isinstance(template, tuple):
+        return tuple(render_template(t, item) for t in template)
+    return {k: render_template(v, item) for k, v in template.items()}
+
+
+def job_template(
+    spec: dict[str, Any], varying: list[str], slots: tuple[re.Pattern, str] | None, width: int
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The stage template of one job, and the job's item (the values it fills in).
+
+    Wildcards, and the job's params that differ between the jobs of the stage (a dataset's
+    method list), become ``${item.<name>}``; variable inputs fill ``width`` numbered slots."""
+    wildcards = spec["wildcards"]
+    item = dict(wildcards)
+    cmd = substitute(spec["cmd"], wildcards)
+    for name in varying:  # a whole param value, as the rule put it in the command
+        value = spec["values"][name]
+        item[name] = value
+        cmd = cmd.replace(f" {substitute(value, wildcards)} ", f" ${{item.{name}}} ", 1)
+    deps = [substitute(d, wildcards) for d in spec["deps"]]
+    if slots is not None:
+        pattern, slot_template = slots
+        found = [pattern.match(d) for d in spec["deps"]]
+        names = [m.group(1) for m in found if m]
+        deps = [d for d, m in zip(deps, found, strict=True) if not m]
+        names += names[-1:] * (width - len(names))  # repeat the last one: same dependency
+        for i, name in enumerate(names, 1):
+            item[f"in{i}"] = name
+            deps.append(slot_template.format(i=i))
+    params = []
+    for key in spec["params"]:
+        if key.startswith("train.methods."):  # unimodal_m1 reads train.methods.unimodal
+            item["method_key"] = key.removeprefix("train.methods.")
+            params.append((key, "train.methods.${item.method_key}"))
+        elif spec["rule"] == "make_dataset":  # data.synthetic, data.real.<name>, ...
+            item["params_key"] = key
+            params.append((key, "${item.params_key}"))
+        else:
+            params.append((key, substitute(key, wildcards)))
+    template = {
+        "cmd": cmd,
+        "deps": sorted(set(deps)),
+        "params": [written for _, written in params],
+        "params_files": params_entry(params),
+        "outs": [substitute(o, wildcards) for o in spec["outs"]],
+        "metrics": [substitute(m, wildcards) for m in spec["metrics"]],
     }
-    for key in ("deps", "params", "outs", "metrics"):
-        items = [item for s in specs for item in s.get(key, [])]
-        if key == "params":
-            by_file: dict[str, set[str]] = {}
-            for entry in items:
-                for file, keys in entry.items():
-                    by_file.setdefault(file, set()).update(keys)
-            items = [{f: sorted(k)} for f, k in sorted(by_file.items())]
-        elif key == "deps":
-            items = sorted(set(items))
-        if items:
-            merged[key] = items
-    return merged
+    return template, item
+
+
+def stage_group(specs: list[dict[str, Any]], slots: tuple[re.Pattern, str] | None) -> dict:
+    """One foreach stage for jobs of one rule that have the same shape."""
+    rule = specs[0]["rule"]
+    names = sorted({k for s in specs for k in s["values"]})
+    varying = [n for n in names if len({s["values"].get(n) for s in specs}) > 1]
+    width = 0
+    if slots is not None:
+        width = max(sum(bool(slots[0].match(d)) for d in s["deps"]) for s in specs)
+    pairs = [job_template(spec, varying, slots, width) for spec in specs]
+    base = pairs[0][0]
+    for spec, (template, item) in zip(specs, pairs, strict=True):
+        if template != base:
+            raise SystemExit(f"{rule}@{spec['key']}: jobs differ in shape; cannot template them")
+        rendered = render_template(base, item)  # the template reproduces every job
+        if " ".join(rendered["cmd"].split()) != spec["cmd"] or set(rendered["deps"]) != {
+            d for d in spec["deps"]
+        }:
+            raise SystemExit(f"{rule}@{spec['key']}: the template does not reproduce the job")
+    items = [item for _, item in pairs]
+    if all(
+        list(item) == list(spec["wildcards"])[:1] for item, spec in zip(items, specs, strict=True)
+    ):
+        (only,) = specs[0]["wildcards"]  # one wildcard, nothing else: a plain list
+        stage: dict[str, Any] = {"foreach": [item[only] for item in items]}
+        base = render_template(base, {only: "${item}"})
+    else:
+        stage = {"foreach": {spec["key"]: item for spec, item in zip(specs, items, strict=True)}}
+    do: dict[str, Any] = {"cmd": " ".join(base["cmd"].split()), "deps": base["deps"]}
+    if base["params_files"]:
+        do["params"] = base["params_files"]
+    for key in ("outs", "metrics"):
+        if base[key]:
+            do[key] = base[key]
+    stage["do"] = do
+    return stage
+
+
+def single_stage(spec: dict[str, Any]) -> dict[str, Any]:
+    stage: dict[str, Any] = {"cmd": spec["cmd"], "deps": sorted(spec["deps"])}
+    if spec["params"]:
+        stage["params"] = params_entry([(k, k) for k in spec["params"]])
+    stage["outs"] = [
+        {o: {"cache": False}} if o.startswith("reports/") else o for o in spec["outs"]
+    ]
+    return stage
+
+
+def stages(jobs: list) -> dict[str, Any]:
+    by_rule: dict[str, list[dict[str, Any]]] = {}
+    for job in sorted(jobs, key=lambda j: str(j.output[0])):
+        spec = job_spec(job)
+        spec["rule"] = job.rule.name
+        by_rule.setdefault(job.rule.name, []).append(spec)
+    out: dict[str, Any] = {}
+    rank = {rule: i for i, rule in enumerate(ORDER)}
+    for rule, specs in sorted(by_rule.items(), key=lambda kv: rank.get(kv[0], len(ORDER))):
+        if not specs[0]["wildcards"]:
+            out[rule] = single_stage(specs[0])
+            continue
+        pattern, slot, second = VARIABLE_INPUTS.get(rule, (None, "", ""))
+        varying = [s for s in specs if pattern and any(pattern.match(d) for d in s["deps"])]
+        plain = [s for s in specs if s not in varying]
+        if plain:
+            out[rule] = stage_group(plain, None)
+        if varying:
+            out[second] = stage_group(varying, (pattern, slot))
+    return out
+
+
+class FlowItems(yaml.SafeDumper):
+    """Block style for the stages, one line per foreach item."""
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+    flow = all(isinstance(v, str) for v in data.values()) and "cmd" not in data
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
+FlowItems.add_representer(dict, _represent_dict)
 
 
 def render(snakefile: Path) -> str:
-    """Stages named ``<rule>-<wildcards but seed>``: the seeds of a method form one stage, so
-    ``dvc repro train_model-synthetic_r4-mcr`` reruns one method on one dataset."""
-    groups: dict[str, list[dict]] = {}
-    for job in sorted(dag_jobs(snakefile), key=lambda j: str(j.output[0])):
-        values = [str(v) for k, v in dict(job.wildcards).items() if k != "seed"]
-        groups.setdefault("-".join([job.rule.name, *values]), []).append(stage(job))
-    stages = {name: merge(specs) for name, specs in sorted(groups.items())}
-    body = yaml.safe_dump({"stages": stages}, sort_keys=False, width=100)
+    body = yaml.dump(
+        {"stages": stages(dag_jobs(snakefile))}, Dumper=FlowItems, sort_keys=False, width=WIDTH
+    )
     return HEADER + body
 
 

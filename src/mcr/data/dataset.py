@@ -2,15 +2,21 @@
 
 Everything downstream (training batches, evaluation) indexes these tensors directly; there is no
 per-sample Python object, which is what makes an epoch over cached features cheap.
+
+torch is imported only where tensors are made (:meth:`Split.from_arrays`): declaring a dataset --
+its generator's ``Config``, its modalities -- must not need torch, because the Snakemake DAG reads
+those declarations when it is built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 Task = Literal["classification", "regression"]
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
@@ -36,6 +42,26 @@ class Split:
     sample_ids: np.ndarray
     groups: np.ndarray | None = None
     annotations: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        name: str,
+        inputs: dict[str, np.ndarray],
+        labels: np.ndarray,
+        sample_ids: np.ndarray,
+        **metadata: object,
+    ) -> Split:
+        """A split whose tensors share memory with the given (contiguous) numpy arrays."""
+        import torch
+
+        return cls(
+            name=name,
+            inputs={m: torch.from_numpy(x) for m, x in inputs.items()},
+            labels=torch.from_numpy(labels),
+            sample_ids=sample_ids,
+            **metadata,  # type: ignore[arg-type]
+        )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

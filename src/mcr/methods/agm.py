@@ -1,4 +1,4 @@
-"""AGM, adaptive gradient modulation (Li et al., ICCV 2023; baselines.md §A.6).
+"""AGM, adaptive gradient modulation (Li et al., ICCV 2023; docs/baselines.md §6).
 
 Each modality's *mono-modal response* ``m_i`` is read off the fused head with a Shapley
 decomposition over zero-masked inputs, and the gradient flowing back into each response is
@@ -47,6 +47,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mcr.config import param
 from mcr.methods.base import Batch, Losses, Method
 from mcr.methods.modulation import eval_mode, scale_gradient
 from mcr.methods.registry import METHODS
@@ -63,16 +64,21 @@ _MAX_RATIO_GAP = 10.0
 class AGMConfig:
     """Defaults: MCR code base run.sh, CREMA-D / AVE ResNet."""
 
-    alpha: float = 3.0  # modulation strength; MCR run.sh CREMA-D & AVE ResNet (author: 1.5
-    # CREMA-D, lihongcs/AGM issue #3; MCR AVE Conformer 0.5; BalanceMM 0.1)
-    fusion_grad_clip: float = 1.0  # official CREMAD_main.py (kept by MCR): if any fusion-weight
-    # gradient entry exceeds ±this, clip all gradients to total norm this; 0 = off
-
-    def __post_init__(self) -> None:
-        if self.alpha < 0:
-            raise ValueError(f"alpha={self.alpha}: expected >= 0")
-        if self.fusion_grad_clip < 0:
-            raise ValueError(f"fusion_grad_clip={self.fusion_grad_clip}: expected >= 0")
+    # alpha elsewhere: author 1.5 CREMA-D (lihongcs/AGM issue #3); MCR AVE Conformer 0.5;
+    # BalanceMM 0.1
+    alpha: float = param(
+        3.0,
+        "modulation strength: kappa_i = exp(alpha * min(rbar_i - r_i, 10))",
+        source="MCR run.sh CREMA-D & AVE ResNet",
+        ge=0,
+    )
+    fusion_grad_clip: float = param(
+        1.0,
+        "c: when any fusion-weight gradient entry has |g| > c, clip all gradients to total norm c;"
+        " 0 = off",
+        source="official CREMAD_main.py (kept by MCR)",
+        ge=0,
+    )
 
 
 Combine = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]

@@ -80,12 +80,29 @@ def task_loss(info: DatasetInfo, logits: torch.Tensor, labels: torch.Tensor) -> 
     return F.cross_entropy(logits.float(), labels)
 
 
+def unimodal_losses(method: Method, batch: Batch, out: ModelOutput) -> dict[str, torch.Tensor]:
+    """Task loss of each unimodal head ``h_m``, keyed ``uni[<modality>]`` (the auxiliary terms
+    of multi-loss training, shared by every method that trains the heads)."""
+    return {
+        f"uni[{m}]": method.task_loss(logits, batch.labels)
+        for m, logits in out.unimodal_logits.items()
+    }
+
+
 class Method:
-    """Base strategy: plain joint training (fused task loss); subclasses override hooks."""
+    """Base strategy: plain joint training (fused task loss); subclasses override hooks.
+
+    A method is declared once, in its module: its ``Config`` dataclass (every field a
+    :func:`mcr.config.param` with description, source and range) and the class attributes below
+    (what it refuses, what it consumes). ``workflow/tools/method_schema.py`` turns these into the
+    params schema and the torch-free method catalog the Snakemake DAG reads.
+    """
 
     Config: ClassVar[type] = type(None)
-    #: Does this method read ``SetupContext.unimodal_models``?
-    needs_unimodal_models: ClassVar[bool] = False
+    #: Runs of this method start from (or combine) the ``unimodal_<m>`` runs of the same seed: a
+    #: DAG edge in the pipeline. ``True``/``False``, or the name of a boolean ``Config`` field
+    #: that switches it (MCR: ``"init_from_unimodal"``).
+    unimodal_runs: ClassVar[bool | str] = False
     #: Does the loss train the unimodal heads ``h_m`` (so their accuracy means something)?
     trains_unimodal_heads: ClassVar[bool] = False
     #: Methods that only combine trained models (the ensemble) run zero epochs.
@@ -118,8 +135,15 @@ class Method:
 
     @classmethod
     def uses_unimodal_runs(cls, config: Any) -> bool:
-        """Whether runs of this method depend on unimodal runs (a DAG edge in the pipeline)."""
-        return bool(cls.needs_unimodal_models)
+        """Whether runs with ``config`` depend on unimodal runs (see ``unimodal_runs``)."""
+        if isinstance(cls.unimodal_runs, str):
+            return bool(getattr(config, cls.unimodal_runs))
+        return cls.unimodal_runs
+
+    @property
+    def needs_unimodal_models(self) -> bool:
+        """Does this run read ``SetupContext.unimodal_models``?"""
+        return self.uses_unimodal_runs(self.config)
 
     def modalities(self, available: tuple[str, ...]) -> tuple[str, ...]:
         return available

@@ -1,4 +1,4 @@
-"""D&R, Diagnosing & Re-learning (Wei et al., ECCV 2024; baselines.md §A.15).
+"""D&R, Diagnosing & Re-learning (Wei et al., ECCV 2024; docs/baselines.md §12).
 
 Every ``reinit_epoch`` epochs (at most ``reinit_num`` times) each modality's learning state is
 diagnosed from the separability of its representation: the encoder's latents of the training and
@@ -49,9 +49,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from mcr.config import param
 from mcr.data.dataset import Split
-from mcr.methods.base import Batch, Losses, Method, SetupContext
-from mcr.methods.multiloss import unimodal_losses
+from mcr.methods.base import Batch, Losses, Method, SetupContext, unimodal_losses
 from mcr.methods.registry import METHODS
 from mcr.models.multimodal import MultimodalModel
 from mcr.models.outputs import ModelOutput
@@ -63,22 +63,42 @@ FEATURE_CHUNK = 1024  # rows per encoder pass when extracting latents for the di
 class DnRConfig:
     """Defaults: official ``script/ours.sh`` = MCR CREMA-D ResNet (lambda 3, every 20, 3 times)."""
 
-    move_lambda: float = 3.0  # lambda in w = tanh(lambda * gap); official, MCR (UCF: 5)
-    reinit_epoch: int = 20  # diagnose every this many epochs; official, MCR ResNet (Conformer 4)
-    reinit_num: int = 3  # at most this many re-initialisations; official, MCR kmepoch 3
-    unimodal_weight: float = 1.0  # weight of each h_m loss; MCR multi-loss model (official: 0)
-    kmeans_iters: int = 50  # Lloyd iterations per k-means run (ours; stops early if converged)
-    kmeans_restarts: int = 1  # k-means++ restarts, lowest inertia kept (sklearn auto: 1; MCR 10)
-
-    def __post_init__(self) -> None:
-        for key in ("move_lambda", "unimodal_weight"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key}={getattr(self, key)}: expected >= 0")
-        for key in ("reinit_epoch", "kmeans_iters", "kmeans_restarts"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key}={getattr(self, key)}: expected >= 1")
-        if self.reinit_num < 0:
-            raise ValueError(f"reinit_num={self.reinit_num}: expected >= 0")
+    move_lambda: float = param(
+        3.0,
+        "lambda in the re-init weight w = tanh(lambda * purity gap)",
+        source="official script/ours.sh, MCR (UCF: 5)",
+        ge=0,
+    )
+    reinit_epoch: int = param(
+        20,
+        "diagnose every this many epochs",
+        source="official script/ours.sh, MCR ResNet (Conformer: 4)",
+        ge=1,
+    )
+    reinit_num: int = param(
+        3,
+        "at most this many re-initialisations",
+        source="official script/ours.sh, MCR kmepoch 3",
+        ge=0,
+    )
+    unimodal_weight: float = param(
+        1.0,
+        "weight of each h_m loss; 0 = fused loss only (the official script)",
+        source="MCR multi-loss model (official: 0)",
+        ge=0,
+    )
+    kmeans_iters: int = param(
+        50,
+        "Lloyd iterations per k-means run (stops early once converged)",
+        source="ours",
+        ge=1,
+    )
+    kmeans_restarts: int = param(
+        1,
+        "k-means++ restarts, the lowest inertia kept",
+        source="sklearn >= 1.4 n_init='auto' for k-means++ (MCR: 10)",
+        ge=1,
+    )
 
 
 # -- diagnosis: pure functions ------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Ensemble of unimodal models (baselines.md §A.2, "UME"; MCR's ``ens``): no joint training.
+"""Ensemble of unimodal models (docs/baselines.md §2, "UME"; MCR's ``ens``): no joint training.
 
 Prediction = ``sum_m (l_m - mu_m) / sigma_m`` with ``l_m`` the logits of the unimodal model of
 modality ``m``. The released code standardises over each *batch*, which makes a test prediction
-depend on the other samples of its batch (baselines.md §D.4); here ``mu_m, sigma_m`` are fixed
+depend on the other samples of its batch (docs/baselines.md §17.4); here ``mu_m, sigma_m`` are fixed
 once from the validation split. Because standardisation is affine, the ensemble *is* a linear
 late-fusion model (``W_m' = W_m / sigma_m``, ``b' = sum_m (b_m - mu_m) / sigma_m``), so it is
 evaluated with exactly the same code as every trained method.
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mcr.config import param
 from mcr.methods.base import Method, SetupContext
 from mcr.methods.registry import METHODS
 from mcr.methods.unimodal_init import load_unimodal_weights
@@ -22,7 +23,12 @@ from mcr.models.multimodal import MultimodalModel
 
 @dataclass(frozen=True)
 class EnsembleConfig:
-    eval_batch_size: int = 1024  # rows per forward pass when computing the statistics
+    eval_batch_size: int = param(
+        1024,
+        "rows per forward pass when computing the logit statistics (memory only)",
+        source="ours",
+        ge=2,
+    )
 
 
 @torch.no_grad()
@@ -39,7 +45,7 @@ def logit_statistics(model: MultimodalModel, inputs: torch.Tensor, batch_size: i
 @METHODS.register("ensemble")
 class EnsembleMethod(Method):
     Config = EnsembleConfig
-    needs_unimodal_models = True
+    unimodal_runs = True
     trains_unimodal_heads = True  # h_m are the unimodal models' heads
     trains = False
     min_modalities = 2

@@ -1,4 +1,4 @@
-"""G-Blending, gradient blending (Wang, Tran, Feiszli, CVPR 2020; baselines.md §A.11), online.
+"""G-Blending, gradient blending (Wang, Tran, Feiszli, CVPR 2020; docs/baselines.md §15), online.
 
 A multi-head model is trained on a weighted sum of task losses, one per head ``k`` in
 ``{fused, h_m for every modality}``: ``L = sum_k w_k L_k``. The weights start uniform,
@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from mcr.config import param
 from mcr.data.dataset import DatasetInfo, Split
 from mcr.methods.base import Batch, Losses, Method, SetupContext
 from mcr.methods.registry import METHODS
@@ -61,14 +62,18 @@ Snapshot = dict[str, list[float]]
 class GBlendConfig:
     """Defaults: BalanceMM ``GBlending`` (``method: online, super_epoch: 10``), MultiBench eps."""
 
-    super_epoch: int = 10  # n, epochs per re-estimation window (BalanceMM 10; MultiBench 20)
-    eps: float = 1e-4  # floor of dO (MultiBench: a non-positive O becomes 1e-4)
-
-    def __post_init__(self) -> None:
-        if self.super_epoch < 1:
-            raise ValueError(f"super_epoch={self.super_epoch}: expected >= 1")
-        if not self.eps > 0:
-            raise ValueError(f"eps={self.eps}: expected > 0")
+    super_epoch: int = param(
+        10,
+        "n, epochs per weight re-estimation window",
+        source="BalanceMM GBlending (MultiBench: 20)",
+        ge=1,
+    )
+    eps: float = param(
+        1e-4,
+        "floor of the overfitting change dO",
+        source="MultiBench (a non-positive O becomes 1e-4)",
+        gt=0,
+    )
 
 
 def blend_weights(

@@ -1,4 +1,4 @@
-"""InfoReg, information-acquisition regulation (Huang et al., CVPR 2025; baselines.md §A.17).
+"""InfoReg, information-acquisition regulation (Huang et al., CVPR 2025; docs/baselines.md §16).
 
 Early training is a *prime learning window* in which the information-sufficient modality
 acquires most of its information and starves the others. InfoReg slows that modality down with a
@@ -46,6 +46,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mcr.config import param
 from mcr.methods.base import Batch, Losses, Method
 from mcr.methods.modulation import encoder_parameters
 from mcr.methods.registry import METHODS
@@ -57,21 +58,36 @@ from mcr.models.outputs import ModelOutput
 class InfoRegConfig:
     """Defaults: official ``main.py`` (GeWu-Lab/InfoReg_CVPR2025), CREMA-D."""
 
-    strength: float = 0.95  # proximal coefficient before exp(beta tanh Delta); official main.py
-    # value for the dominant audio modality (0.1 for video)
-    beta: float = 1.0  # paper: alpha = exp(beta * tanh(Delta)); official code exp(tanh(gap))
-    window: int = 10  # epochs in the FIM-trace moving average; official main.py
-    threshold: float = 0.05  # window open while k > threshold; official main.py (an earlier
-    # commit used 0.04)
-    unimodal_weight: float = 1.0  # weight of each CE(o_m) next to the fused CE; official main.py
-    # backpropagates CE(o_a) + CE(o_v) + CE(o); 0 = fused task loss only
-
-    def __post_init__(self) -> None:
-        for key in ("strength", "beta", "unimodal_weight"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key}={getattr(self, key)}: expected >= 0")
-        if self.window < 1:
-            raise ValueError(f"window={self.window}: expected >= 1")
+    strength: float = param(
+        0.95,
+        "proximal coefficient before exp(beta * tanh(Delta)), the same for every modality",
+        source="official main.py, dominant audio modality (0.1 for video)",
+        ge=0,
+    )
+    beta: float = param(
+        1.0,
+        "beta in the paper's exp(beta * tanh(Delta))",
+        source="official main.py exp(tanh(gap))",
+        ge=0,
+    )
+    window: int = param(
+        10,
+        "epochs in the FIM-trace moving average",
+        source="official main.py",
+        ge=1,
+    )
+    threshold: float = param(
+        0.05,
+        "the prime learning window stays open while k > threshold",
+        source="official main.py (an earlier commit: 0.04)",
+        ge=0,
+    )
+    unimodal_weight: float = param(
+        1.0,
+        "weight of each CE(o_m) next to the fused CE; 0 = fused task loss only",
+        source="official main.py backpropagates CE(o_a) + CE(o_v) + CE(o)",
+        ge=0,
+    )
 
 
 def window_open(traces: Sequence[float], window: int, threshold: float) -> bool:

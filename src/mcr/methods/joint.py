@@ -1,4 +1,4 @@
-"""Joint training (baselines.md §A.1): one fused task loss, no balancing at all."""
+"""Joint training (docs/baselines.md §3): one fused task loss, no balancing at all."""
 
 from __future__ import annotations
 

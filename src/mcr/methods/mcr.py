@@ -1,4 +1,4 @@
-"""MCR, the Multimodal Competition Regularizer (Kontras et al., NeurIPS 2025; method-mcr.md).
+"""MCR, the Multimodal Competition Regularizer (Kontras et al., NeurIPS 2025; docs/mcr.md).
 
 ``L = task(fused) + w_uni * sum_m task(h_m) + lambda_M * R_game + lambda_C * L_Con
       + lambda_CEB * L_CEB``
@@ -8,8 +8,8 @@ the latents of a subset of modalities perturbed (default: permuted within the ba
 The perturbations reuse the latents of the *same* forward pass: with linear late fusion a permuted
 latent's contribution is just a gather of the cached ``W_m z_m``, so all ``K * B`` rows of every
 term go through the fusion head in one vectorised call and no encoder runs again. Stop-gradients
-route each divergence to one player (method-mcr.md §1.4). Unlike the released two-modality code,
-the regulariser *is* added to the loss (method-mcr.md §1.9, item 1).
+route each divergence to one player (docs/mcr.md §4.2). Unlike the released two-modality code,
+the regulariser *is* added to the loss (docs/mcr.md §8.1, item 1).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mcr.methods.base import Batch, Losses, Method, SetupContext
+from mcr.config import param
+from mcr.methods.base import Batch, Losses, Method, SetupContext, unimodal_losses
 from mcr.methods.mcr_terms import (
     CEBHead,
     Game,
@@ -34,7 +35,6 @@ from mcr.methods.mcr_terms import (
     supervised_contrastive,
 )
 from mcr.methods.modulation import eval_mode
-from mcr.methods.multiloss import unimodal_losses
 from mcr.methods.registry import METHODS
 from mcr.methods.unimodal_init import load_unimodal_weights
 from mcr.models.multimodal import MultimodalModel
@@ -45,37 +45,93 @@ Perturbation = Literal["permute", "noise_latent", "zero_latent", "noise_input", 
 
 @dataclass(frozen=True)
 class MCRConfig:
-    """MCR hyper-parameters; defaults are the CREMA-D ResNet row of method-mcr.md §3."""
+    """MCR hyper-parameters; defaults are the CREMA-D ResNet row of docs/mcr.md §7.2."""
 
-    lambda_mipd: float = 0.1  # lambda_M (--l): weight of the game regulariser
-    game: Game = "greedy"  # greedy (k=-1, all main results) | independent (k=0) | collaborative
-    num_permutations: int = 32  # K (--num_samples)
-    perturbation: Perturbation = "permute"  # method-mcr.md §2; permute is the paper's
-    shared_permutation: bool = False  # one permutation for all modalities of a subset (_agree)
-    detach_reference: bool = True  # stop-gradient on the clean prediction inside the divergence
-    unimodal_weight: float = 0.01  # w_uni (--multil): task loss of each unimodal head
-    lambda_con: float = 1.0  # lambda_C (contr_coeff): supervised contrastive L_Con
-    temperature: float = 0.5  # tau of L_Con
-    lambda_ceb: float = 0.0  # lambda_CEB (--lib); on for SSL-pretrained backbones only
-    ceb_condition: Literal["label", "prediction"] = "label"  # paper: label; code: prediction
-    ceb_hidden: int = 0  # hidden width of the L_CEB head; 0 = latent_dim of the first modality
-    released_extra_pass: bool = False  # re-encode in eval mode for the perturbations (the
-    # released 2-modality code's cost; for comparison only -- the paper avoids it)
-    init_from_unimodal: bool = False  # --pre: encoders start from the unimodal runs
-
-    def __post_init__(self) -> None:
-        for key in ("lambda_mipd", "unimodal_weight", "lambda_con", "lambda_ceb"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key}={getattr(self, key)}: expected >= 0")
-        if self.num_permutations < 1:
-            raise ValueError(f"num_permutations={self.num_permutations}: expected >= 1")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature={self.temperature}: expected > 0")
+    lambda_mipd: float = param(
+        0.1,
+        "lambda_M, weight of the game regulariser R_game",
+        source="MCR code CREMA-D ResNet (--l)",
+        ge=0,
+    )
+    game: Game = param(
+        "greedy",
+        "the game: greedy (k = -1, all main results) | independent (k = 0) | collaborative"
+        " (k = 1)",
+        source="paper, all main results",
+    )
+    num_permutations: int = param(
+        32,
+        "K, perturbations (permutations or noise draws) per batch",
+        source="MCR code CREMA-D ResNet (--num_samples)",
+        ge=1,
+    )
+    perturbation: Perturbation = param(
+        "permute",
+        "how a modality's information is removed from its latent or input",
+        source="paper (permute)",
+    )
+    shared_permutation: bool = param(
+        False,
+        "one permutation for all modalities of a subset (the code's _agree variant)",
+        source="MCR code CREMA-D ResNet",
+    )
+    detach_reference: bool = param(
+        True,
+        "stop-gradient on the clean prediction inside the divergence",
+        source="MCR code CREMA-D ResNet",
+    )
+    unimodal_weight: float = param(
+        0.01,
+        "w_uni, weight of the task loss of each unimodal head",
+        source="MCR code CREMA-D ResNet (--multil)",
+        ge=0,
+    )
+    lambda_con: float = param(
+        1.0,
+        "lambda_C, weight of the supervised contrastive L_Con",
+        source="MCR code CREMA-D ResNet (contr_coeff)",
+        ge=0,
+    )
+    temperature: float = param(
+        0.5,
+        "tau of L_Con",
+        source="MCR code CREMA-D ResNet",
+        gt=0,
+    )
+    lambda_ceb: float = param(
+        0.0,
+        "lambda_CEB, weight of L_CEB; on for SSL-pretrained backbones only",
+        source="MCR code CREMA-D ResNet (--lib)",
+        ge=0,
+    )
+    ceb_condition: Literal["label", "prediction"] = param(
+        "label",
+        "what the L_CEB head is conditioned on: the label or sg(prediction)",
+        source="paper (released code: prediction)",
+    )
+    ceb_hidden: int = param(
+        0,
+        "hidden width of the L_CEB head; 0 = latent_dim of the first modality",
+        source="ours",
+        ge=0,
+    )
+    released_extra_pass: bool = param(
+        False,
+        "re-encode in eval mode for the perturbations (the released 2-modality code's cost;"
+        " for comparison only -- the paper avoids it)",
+        source="paper (off)",
+    )
+    init_from_unimodal: bool = param(
+        False,
+        "encoders start from the unimodal runs of the same seed",
+        source="MCR code --pre (off)",
+    )
 
 
 @METHODS.register("mcr")
 class MCRMethod(Method):
     Config = MCRConfig
+    unimodal_runs = "init_from_unimodal"
     min_modalities = 2
 
     def __init__(self, config: MCRConfig, info) -> None:
@@ -84,14 +140,6 @@ class MCRMethod(Method):
         self.ceb_head: CEBHead | None = None
         self.terms = game_terms(config.game, info.modalities)
         self.divergence = squared_error if info.task == "regression" else jensen_shannon
-
-    @classmethod
-    def uses_unimodal_runs(cls, config: MCRConfig) -> bool:
-        return config.init_from_unimodal
-
-    @property
-    def needs_unimodal_models(self) -> bool:  # type: ignore[override]
-        return self.uses_unimodal_runs(self.config)
 
     @property
     def trains_unimodal_heads(self) -> bool:  # type: ignore[override]

@@ -1,4 +1,4 @@
-"""The mathematical pieces of MCR (method-mcr.md §1.3-1.4), as pure tensor functions.
+"""The mathematical pieces of MCR (docs/mcr.md §3 and §4), as pure tensor functions.
 
 Kept apart from the strategy class so each piece is testable by hand: the divergences, the
 permutation draw, the M-player game over modality subsets, the supervised contrastive loss and
@@ -112,7 +112,7 @@ def perturbed_logits(
 def supervised_contrastive(
     latents: Sequence[torch.Tensor], labels: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """Supervised NT-Xent over the stacked modality embeddings (method-mcr.md §1.3 c).
+    """Supervised NT-Xent over the stacked modality embeddings (docs/mcr.md §3.4).
 
     Rows are the ``M * B`` L2-normalised latents, each labelled with its sample's label. Every
     ordered pair ``(a, p)``, ``a != p``, with equal labels is a positive; the negatives of ``a``
@@ -139,7 +139,7 @@ class CEBHead(nn.Module):
 
     ``Linear(C -> hidden, no bias) -> ReLU -> Linear(hidden -> sum d_m, no bias)``, as the code's
     ``fc_yz``. L_CEB = MSE(concat z, h(.)), a variational upper bound on the task-irrelevant
-    shared information I(Z1; Z2 | Y) (method-mcr.md §1.3 d).
+    shared information I(Z1; Z2 | Y) (docs/mcr.md §3.5).
     """
 
     def __init__(self, num_inputs: int, hidden: int, num_outputs: int) -> None:

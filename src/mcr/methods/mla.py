@@ -1,4 +1,4 @@
-"""MLA, alternating unimodal adaptation (Zhang et al., CVPR 2024; baselines.md §A.16).
+"""MLA, alternating unimodal adaptation (Zhang et al., CVPR 2024; docs/baselines.md §14).
 
 Training never optimises a joint loss. Every batch is split into one optimiser step per
 modality (the loop's sub-steps): step ``i`` minimises ``task(H(z_{m_i}), y)`` through the head
@@ -55,6 +55,7 @@ from typing import Any
 
 import torch
 
+from mcr.config import param
 from mcr.data.dataset import DatasetInfo
 from mcr.methods.base import Batch, Losses, Method, SetupContext
 from mcr.methods.registry import METHODS
@@ -66,8 +67,11 @@ from mcr.models.outputs import ModelOutput
 class MLAConfig:
     """Defaults: the official code's CREMA-D run (``--gs_flag --dynamic``)."""
 
-    gs_flag: bool = True  # official main.py --gs_flag: the OWM projector on the shared head
-    # (nothing to validate beyond the type, which ``from_mapping`` checks)
+    gs_flag: bool = param(
+        True,
+        "the OWM projector on the shared head's weight gradient",
+        source="official main.py --gs_flag",
+    )
 
 
 def projector_alpha(batch_index: int, batches_per_epoch: int) -> float:

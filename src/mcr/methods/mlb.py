@@ -1,4 +1,4 @@
-"""MLB, Multi-Loss Balanced gradient modulation (Kontras et al., BMVC 2024; baselines.md §A.9).
+"""MLB, Multi-Loss Balanced gradient modulation (Kontras et al., BMVC 2024; docs/baselines.md §7).
 
 A multi-loss model ``L = task(fused) + w * sum_m task(h_m(z_m))`` whose *unimodal heads* give the
 per-step performance estimates; each step, every modality's gradients are rescaled so the weak
@@ -36,15 +36,15 @@ from dataclasses import dataclass
 
 import torch
 
+from mcr.config import param
 from mcr.data.dataset import DatasetInfo
-from mcr.methods.base import Batch, Losses, Method
+from mcr.methods.base import Batch, Losses, Method, unimodal_losses
 from mcr.methods.modulation import (
     batch_scores,
     encoder_parameters,
     mean_of_others,
     scale_gradients,
 )
-from mcr.methods.multiloss import unimodal_losses
 from mcr.methods.registry import METHODS
 from mcr.models.multimodal import MultimodalModel
 from mcr.models.outputs import ModelOutput
@@ -52,18 +52,27 @@ from mcr.models.outputs import ModelOutput
 
 @dataclass(frozen=True)
 class MLBConfig:
-    """Defaults: MCR code base run.sh, CREMA-D ResNet row (baselines.md §A.9)."""
+    """Defaults: MCR code base run.sh, CREMA-D ResNet row (docs/baselines.md §7)."""
 
-    alpha: float = 0.5  # tanh steepness; MCR run.sh CREMA-D ResNet 0.5 (AVE 2.0, Conformer 5.0)
-    beta_max: float = 10.0  # max speed-up of the weak modality; MCR run.sh CREMA-D 10 (AVE 1)
-    unimodal_weight: float = 1.0  # weight of each h_m loss; MLB README L = CE(o) + sum_m CE(h_m)
-
-    def __post_init__(self) -> None:
-        for key in ("alpha", "unimodal_weight"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key}={getattr(self, key)}: expected >= 0")
-        if self.beta_max < 0:  # k = 1 + (beta_max - 1) * tanh(.) stays > 0 only for beta_max >= 0
-            raise ValueError(f"beta_max={self.beta_max}: expected >= 0")
+    alpha: float = param(
+        0.5,
+        "tanh steepness of k",
+        source="MCR run.sh CREMA-D ResNet (AVE 2.0, Conformer 5.0)",
+        ge=0,
+    )
+    # k = 1 + (beta_max - 1) * tanh(.) stays > 0 only for beta_max >= 0
+    beta_max: float = param(
+        10.0,
+        "max speed-up of the weak modality",
+        source="MCR run.sh CREMA-D ResNet (AVE 1)",
+        ge=0,
+    )
+    unimodal_weight: float = param(
+        1.0,
+        "weight of each h_m loss",
+        source="MLB README L = CE(o) + sum_m CE(h_m)",
+        ge=0,
+    )
 
 
 def mlb_coefficients(

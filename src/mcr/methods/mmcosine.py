@@ -1,4 +1,4 @@
-"""MMCosine, multi-modal cosine loss (Xu et al., ICASSP 2023; baselines.md §A.10).
+"""MMCosine, multi-modal cosine loss (Xu et al., ICASSP 2023; docs/baselines.md §9).
 
 The fused head is swapped for a cosine one: each modality's contribution is
 ``o_m^(k) = s * cos(z_m, W_m^(k))`` (features and per-class weight rows L2-normalised, no bias),
@@ -14,7 +14,7 @@ Deviations and choices, on purpose:
   turns it on.
 * Default ``s = 10``: the official README (``--scaling 10``) and the MCR JSON configs
   (``mmcosine_scaling: 10``). MCR's run.sh passes ``s = 1`` for AVE through a CLI flag the model
-  never reads (baselines.md §A.10), so every MCR run effectively used 10; BalanceMM uses 15.
+  never reads (docs/baselines.md §9), so every MCR run effectively used 10; BalanceMM uses 15.
 * Any number of modalities >= 2: the sum of bounded contributions generalises as is (fused
   logits lie in ``[-M*s, M*s]``).
 * Classification only: a cosine logit bounded by ``s`` cannot express an unbounded regression
@@ -26,21 +26,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mcr.config import param
 from mcr.methods.base import Method
 from mcr.methods.registry import METHODS
 
 
 @dataclass(frozen=True)
 class MMCosineConfig:
-    """Default: official README / MCR JSON (baselines.md §A.10)."""
+    """Default: official README / MCR JSON (docs/baselines.md §9)."""
 
-    scale: float = (
-        10.0  # s; official README --scaling 10; MCR JSON mmcosine_scaling 10 (BalanceMM 15)
+    scale: float = param(
+        10.0,
+        "s, the cosine logit scale",
+        source="official README --scaling 10; MCR JSON mmcosine_scaling 10 (BalanceMM 15)",
+        gt=0,
     )
-
-    def __post_init__(self) -> None:
-        if not self.scale > 0:
-            raise ValueError(f"scale={self.scale}: expected > 0")
 
 
 @METHODS.register("mmcosine")

@@ -1,5 +1,5 @@
 """MMPareto: Pareto integration of multimodal and unimodal gradients (Wei & Hu, ICML 2024;
-baselines.md §A.13).
+docs/baselines.md §10).
 
 A multi-loss model (``L = L_mm + sum_u L_u``, ``L_u`` the task loss of the unimodal head ``h_u``)
 gives every encoder ``u`` two gradients that may conflict: ``g_mm = d L_mm / d theta_u`` and
@@ -43,9 +43,9 @@ from dataclasses import dataclass
 
 import torch
 
-from mcr.methods.base import Batch, Losses, Method
+from mcr.config import param
+from mcr.methods.base import Batch, Losses, Method, unimodal_losses
 from mcr.methods.modulation import encoder_parameters
-from mcr.methods.multiloss import unimodal_losses
 from mcr.methods.registry import METHODS
 from mcr.models.multimodal import MultimodalModel
 from mcr.models.outputs import ModelOutput
@@ -55,13 +55,13 @@ from mcr.models.outputs import ModelOutput
 class MMParetoConfig:
     """Defaults: official code (gamma hard-coded 1.5) = MCR run.sh, CREMA-D ResNet."""
 
-    gamma: float = (
-        1.5  # magnitude boost; MCR: 2.0 CREMA-D Conformer, 0.5 AVE ResNet, 3.0 AVE Conf.
+    gamma: float = param(
+        1.5,
+        "magnitude boost of the Pareto-integrated encoder gradients",
+        source="official code (hard-coded) = MCR run.sh CREMA-D ResNet (MCR: 2.0 CREMA-D"
+        " Conformer, 0.5 AVE ResNet, 3.0 AVE Conformer)",
+        gt=0,
     )
-
-    def __post_init__(self) -> None:
-        if self.gamma <= 0:
-            raise ValueError(f"gamma={self.gamma}: expected > 0")
 
 
 def min_norm_weights(g1: torch.Tensor, g2: torch.Tensor) -> tuple[float, float]:

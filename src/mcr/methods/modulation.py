@@ -19,7 +19,7 @@ from mcr.models.multimodal import MultimodalModel
 def batch_scores(
     info: DatasetInfo, logits: Mapping[str, torch.Tensor], labels: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """``s_m = sum_i softmax(o_m^i)_{y_i}`` per modality (OGM, MLB, PMR; baselines.md §A.0).
+    """``s_m = sum_i softmax(o_m^i)_{y_i}`` per modality (OGM, MLB, PMR; docs/baselines.md §1.2).
 
     For regression there is no class probability; ``exp(-|o_m - y|)`` plays its part (1 for a
     perfect prediction, falling towards 0), so the ratios the methods take stay meaningful.

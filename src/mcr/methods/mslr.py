@@ -1,5 +1,5 @@
 """MSLR, Modality-Specific Learning Rates, dynamic variant (Yao & Mihalcea, Findings of ACL 2022;
-baselines.md §A.8).
+docs/baselines.md §8).
 
 Joint training on the fused loss; each modality's parameter group (its encoder, ``W_m`` and
 ``h_m``: ``model.player_parameters(m)``) gets its own learning-rate multiplier, set once per epoch
@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from mcr.config import param
 from mcr.data.dataset import DatasetInfo
 from mcr.methods.base import Batch, Losses, Method
 from mcr.methods.registry import METHODS
@@ -48,16 +49,18 @@ from mcr.models.outputs import ModelOutput
 class MSLRConfig:
     """Defaults: the AGM repo's memory; initial multipliers 1 (ours, dataset-neutral)."""
 
-    memory: int = 5  # K, epochs averaged; AGM repo K=5; MCR run.sh K=20 CREMA-D, 10 AVE
-    initial_multipliers: tuple[float, ...] = ()  # c0 per modality, in the dataset's modality
-    # order; empty = all 1.0 (ours). AGM repo c0 = (0.9, 1.1); MCR run.sh (0.7, 1.3) (audio, video)
-
-    def __post_init__(self) -> None:
-        if self.memory < 1:
-            raise ValueError(f"memory={self.memory}: expected >= 1")
-        bad = [c for c in self.initial_multipliers if not c > 0]
-        if bad:
-            raise ValueError(f"initial_multipliers={list(self.initial_multipliers)}: expected > 0")
+    memory: int = param(
+        5,
+        "K, epochs of validation accuracy averaged",
+        source="AGM repo K=5 (MCR run.sh: 20 CREMA-D, 10 AVE)",
+        ge=1,
+    )
+    initial_multipliers: tuple[float, ...] = param(
+        (),
+        "c0 per modality, in the dataset's modality order; empty = all 1.0",
+        source="ours (AGM repo c0 = (0.9, 1.1); MCR run.sh (0.7, 1.3), audio, video)",
+        gt=0,
+    )
 
 
 def mslr_multiplier(history: list[float], memory: int, initial: float) -> float:

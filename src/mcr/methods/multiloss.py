@@ -1,10 +1,11 @@
-"""Multi-loss (baselines.md §A.3): fused loss plus one auxiliary loss per unimodal head."""
+"""Multi-loss (docs/baselines.md §4): fused loss plus one auxiliary loss per unimodal head."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mcr.methods.base import Batch, Losses, Method
+from mcr.config import param
+from mcr.methods.base import Batch, Losses, Method, unimodal_losses
 from mcr.methods.registry import METHODS
 from mcr.models.multimodal import MultimodalModel
 from mcr.models.outputs import ModelOutput
@@ -12,19 +13,12 @@ from mcr.models.outputs import ModelOutput
 
 @dataclass(frozen=True)
 class MultiLossConfig:
-    unimodal_weight: float = 1.0  # weight of each h_m loss; MCR code multiloss.json: 1/1/1
-
-    def __post_init__(self) -> None:
-        if self.unimodal_weight < 0:
-            raise ValueError(f"unimodal_weight={self.unimodal_weight}: expected >= 0")
-
-
-def unimodal_losses(method: Method, batch: Batch, out: ModelOutput) -> dict[str, object]:
-    """Task loss of each unimodal head, keyed ``uni[<modality>]``."""
-    return {
-        f"uni[{m}]": method.task_loss(logits, batch.labels)
-        for m, logits in out.unimodal_logits.items()
-    }
+    unimodal_weight: float = param(
+        1.0,
+        "weight of each h_m loss",
+        source="MCR code multiloss.json (fused 1, unimodal 1/1)",
+        ge=0,
+    )
 
 
 @METHODS.register("multiloss")

@@ -1,4 +1,4 @@
-"""OGM and OGM-GE, on-the-fly gradient modulation (Peng et al., CVPR 2022; baselines.md §A.4).
+"""OGM and OGM-GE, on-the-fly gradient modulation (Peng et al., CVPR 2022; docs/baselines.md §5).
 
 Per step, each modality's score ``s_m = sum_i softmax(o_m^i)_{y_i}`` is read from the fused
 head's own per-modality outputs ``o_m = W_m z_m + b/2``. The dominant modality (``rho > 1``) has
@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 
+from mcr.config import param
 from mcr.methods.base import Batch, Method
 from mcr.methods.modulation import batch_scores, encoder_parameters, mean_of_others
 from mcr.methods.registry import METHODS
@@ -31,15 +32,33 @@ from mcr.models.outputs import ModelOutput
 class OGMConfig:
     """Defaults: MCR run.sh, CREMA-D ResNet (alpha 1.0; 0.6 AVE ResNet); window: whole run."""
 
-    alpha: float = 1.0  # modulation strength (OGM-GE README: 0.8 CREMA-D, 0.1 VGGSound)
-    modulation_starts: int = 0  # first modulated epoch (official default 0)
-    modulation_ends: int = 10_000  # last modulated epoch (official 50; MCR: the whole run)
-    formula: Literal["code", "paper"] = "code"  # tanh(alpha*rho) (code) | tanh(alpha*(rho-1))
-    noise: bool = False  # OGM-GE: add N(0, std(g)^2) to modulated gradients
+    alpha: float = param(
+        1.0,
+        "modulation strength: k = 1 - tanh(alpha * rho) for the dominant modality",
+        source="MCR run.sh CREMA-D ResNet (0.6 AVE ResNet; OGM-GE README: 0.8 CREMA-D,"
+        " 0.1 VGGSound)",
+        ge=0,
+    )
+    modulation_starts: int = param(0, "first modulated epoch", source="official default", ge=0)
+    modulation_ends: int = param(
+        10_000,
+        "last modulated epoch",
+        source="MCR: the whole run (official: 50)",
+        ge=0,
+    )
+    formula: Literal["code", "paper"] = param(
+        "code",
+        "tanh(alpha * rho) (official code) | tanh(alpha * (rho - 1)) (paper, continuous at"
+        " balance)",
+        source="official code",
+    )
+    noise: bool = param(
+        False,
+        "OGM-GE: add N(0, std(g)^2) noise to the modulated gradients",
+        source="OGM (off; ogm_ge turns it on)",
+    )
 
     def __post_init__(self) -> None:
-        if self.alpha < 0:
-            raise ValueError(f"alpha={self.alpha}: expected >= 0")
         if self.modulation_ends < self.modulation_starts:
             raise ValueError("modulation_ends must be >= modulation_starts")
 
@@ -97,7 +116,7 @@ class OGMMethod(Method):
 class OGMGEConfig(OGMConfig):
     """OGM with generalisation enhancement: the Gaussian noise is on."""
 
-    noise: bool = True
+    noise: bool = param(True, "OGM-GE Gaussian noise (on)", source="OGM-GE")
 
 
 @METHODS.register("ogm_ge")

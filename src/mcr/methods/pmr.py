@@ -1,4 +1,4 @@
-"""PMR, prototypical modal rebalance (Fan et al., CVPR 2023; baselines.md §A.7).
+"""PMR, prototypical modal rebalance (Fan et al., CVPR 2023; docs/baselines.md §13).
 
 Class prototypes give each modality a non-parametric classifier that the fusion head cannot
 contaminate; the modality that this classifier finds weaker gets an extra prototypical
@@ -43,6 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mcr.config import param
 from mcr.data.dataset import Split
 from mcr.methods.base import Batch, Losses, Method, SetupContext
 from mcr.methods.modulation import batch_scores, eval_mode, mean_of_others
@@ -58,23 +59,39 @@ PROTOTYPE_CHUNK = 1024
 class PMRConfig:
     """Defaults: official ``bash.sh``, CREMA-D with concat fusion."""
 
-    alpha: float = 2.0  # prototypical CE weight of the weaker modality; official bash.sh CREMA-D
-    # concat/sum (3.0 gated/film, 1.0-2.0 AVE; BalanceMM 0.6)
-    momentum: float = 0.0  # prototype EMA mu (momentum_coef); official bash.sh 0.0 (argparse
-    # default 0.2; BalanceMM 0.5)
-    modulation_starts: int = 0  # first epoch with the prototypical loss; official bash.sh 0
-    modulation_ends: int = 70  # last epoch with the prototypical loss; official bash.sh 70
-    entropy_weight: float = 0.0  # paper's entropy regulariser mu; 0 = off, as in the released
-    # script (a third-party reimplementation uses 0.01)
-    entropy_epochs: int = 10  # E_r, epochs the entropy regulariser runs; third-party
-    # reimplementation 10 (the paper gives no number in the released code)
+    alpha: float = param(
+        2.0,
+        "prototypical CE weight of the weaker modality",
+        source="official bash.sh CREMA-D concat/sum (3.0 gated/film, 1.0-2.0 AVE; BalanceMM 0.6)",
+        ge=0,
+    )
+    momentum: float = param(
+        0.0,
+        "prototype EMA mu (momentum_coef); 0 = prototypes recomputed each epoch",
+        source="official bash.sh (argparse default 0.2; BalanceMM 0.5)",
+        ge=0,
+        lt=1,
+    )
+    modulation_starts: int = param(
+        0, "first epoch with the prototypical loss", source="official bash.sh", ge=0
+    )
+    modulation_ends: int = param(
+        70, "last epoch with the prototypical loss", source="official bash.sh", ge=0
+    )
+    entropy_weight: float = param(
+        0.0,
+        "mu of the paper's entropy regulariser on the dominant modality; 0 = off",
+        source="released script: off (a third-party reimplementation uses 0.01)",
+        ge=0,
+    )
+    entropy_epochs: int = param(
+        10,
+        "E_r, epochs the entropy regulariser runs",
+        source="third-party reimplementation (the released code gives no number)",
+        ge=0,
+    )
 
     def __post_init__(self) -> None:
-        for key in ("alpha", "entropy_weight", "entropy_epochs"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key}={getattr(self, key)}: expected >= 0")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum={self.momentum}: expected 0 <= momentum < 1")
         if self.modulation_ends < self.modulation_starts:
             raise ValueError(
                 f"modulation_ends={self.modulation_ends}: expected >= modulation_starts"

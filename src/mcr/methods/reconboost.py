@@ -1,4 +1,4 @@
-"""ReconBoost: alternating boosting stages (Hua et al., ICML 2024; baselines.md §A.14).
+"""ReconBoost: alternating boosting stages (Hua et al., ICML 2024; docs/baselines.md §11).
 
 The learner of modality ``m`` is the fused head's own per-modality output
 ``o_m = W_m z_m + b/M`` (``ModelOutput.in_model_logits``), so the ensemble of all learners
@@ -23,7 +23,7 @@ rectification (``m1, correct, m2, correct, m1, ...``, as the official loop and t
 Deliberate deviations from the reference code (``train.py``; MCR ``Bias_Infusion_ReconBoost``):
 
 * The GA term has a gradient: the reference computes ``MSE(sg(softmax(o_m)), sg(softmax(o_prev)))``
-  between two detached tensors, so it contributes nothing (baselines.md §D.5). ``alpha: 0``
+  between two detached tensors, so it contributes nothing (docs/baselines.md §17.5). ``alpha: 0``
   reproduces the reference's effective behaviour.
 * GA target: by default (``ga_target: snapshot``) ``o_prev`` is modality ``m``'s own learner as
   it was at the start of the stage (a frozen eval-mode copy of ``encoder_m``, ``W_m`` and ``b``):
@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mcr.config import param
 from mcr.methods.base import Batch, Losses, Method
 from mcr.methods.registry import METHODS
 from mcr.models.multimodal import MultimodalModel
@@ -64,21 +65,44 @@ RECTIFY = -1  # the stage index of global rectification
 class ReconBoostConfig:
     """Defaults: MCR run.sh, CREMA-D ResNet (w1 3, stages 1/1); paper/README where MCR is silent."""
 
-    weight1: float = 3.0  # w1; README: 5 CREMA-D, 4 AVE/ModelNet40; MCR Conformer/AVE: 5
-    weight2: float = 1.0  # w2; README and MCR: 1
-    alpha: float = 0.5  # weight of the GA / memory term; README, BalanceMM: 0.5
-    epochs_per_stage: int = 1  # epochs of one modality's stage; MCR CREMA-D ResNet 1, README 4
-    correct_epochs: int = 1  # rectification epochs after each stage; MCR 1, README 4
-    ga_target: Literal["snapshot", "previous_stage"] = "snapshot"  # see the module docstring
-
-    def __post_init__(self) -> None:
-        for key in ("weight1", "weight2", "alpha"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key}={getattr(self, key)}: expected >= 0")
-        if self.epochs_per_stage < 1:
-            raise ValueError(f"epochs_per_stage={self.epochs_per_stage}: expected >= 1")
-        if self.correct_epochs < 0:
-            raise ValueError(f"correct_epochs={self.correct_epochs}: expected >= 0")
+    weight1: float = param(
+        3.0,
+        "w1, weight of the learner's log-likelihood",
+        source="MCR run.sh CREMA-D ResNet (README: 5 CREMA-D, 4 AVE/ModelNet40;"
+        " MCR Conformer/AVE: 5)",
+        ge=0,
+    )
+    weight2: float = param(
+        1.0,
+        "w2, weight of the ensemble-confidence term",
+        source="README and MCR",
+        ge=0,
+    )
+    alpha: float = param(
+        0.5,
+        "weight of the GA / memory term",
+        source="README, BalanceMM",
+        ge=0,
+    )
+    epochs_per_stage: int = param(
+        1,
+        "epochs of one modality's stage",
+        source="MCR CREMA-D ResNet (README: 4)",
+        ge=1,
+    )
+    correct_epochs: int = param(
+        1,
+        "global rectification epochs after each stage",
+        source="MCR (README: 4)",
+        ge=0,
+    )
+    # see the module docstring
+    ga_target: Literal["snapshot", "previous_stage"] = param(
+        "snapshot",
+        "GA target: the learner's own snapshot at the stage start | the previous stage's"
+        " learner (the reference codes)",
+        source="ours (reference: previous_stage)",
+    )
 
 
 def stage_of(epoch: int, num_modalities: int, epochs_per_stage: int, correct_epochs: int) -> int:

@@ -1,4 +1,4 @@
-"""Uni-pretrained baselines (baselines.md §A.2, after Du et al. 2023; MCR ``pre_frozen`` and
+"""Uni-pretrained baselines (docs/baselines.md §2, after Du et al. 2023; MCR ``pre_frozen`` and
 ``pre_finetuned``): encoders start from the unimodal runs; only the fused loss is trained.
 
 *Frozen* keeps the encoders fixed and in eval mode (dropout off, batch-norm statistics not
@@ -22,7 +22,7 @@ class UniPretrainedConfig:
 
 class _UniPretrained(Method):
     Config = UniPretrainedConfig
-    needs_unimodal_models = True
+    unimodal_runs = True
     trains_unimodal_heads = True  # copied from the unimodal runs
     min_modalities = 2
 

@@ -1,4 +1,4 @@
-"""Unimodal model (baselines.md §A.2): one encoder and a linear head, trained on one modality.
+"""Unimodal model (docs/baselines.md §2): one encoder and a linear head, trained on one modality.
 
 Its checkpoints feed the ensemble, the uni-pretrained baselines and MCR's optional unimodal
 initialisation (as DAG edges in the pipeline).
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mcr.config import param
 from mcr.methods.base import Method
 from mcr.methods.registry import METHODS
 
 
 @dataclass(frozen=True)
 class UnimodalConfig:
-    modality: str = ""  # set from the run name: unimodal_<modality>
+    modality: str = param(
+        "", "the modality, set from the run name unimodal_<modality>", source="run name"
+    )
 
 
 @METHODS.register("unimodal")

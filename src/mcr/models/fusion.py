@@ -6,9 +6,9 @@ without re-running an encoder, and what gives OGM-style methods their per-modali
 Two methods need another head, chosen through :meth:`mcr.methods.base.Method.fusion` and stored
 in the model spec so evaluation rebuilds the same model:
 
-* ``cosine`` (MMCosine, baselines.md §A.10): ``s * cos(z_m, W_m^(k))``, no bias, so no modality
+* ``cosine`` (MMCosine, docs/baselines.md §9): ``s * cos(z_m, W_m^(k))``, no bias, so no modality
   can win through logit magnitude; every contribution lies in ``[-s, s]``.
-* ``shared_head`` (MLA, baselines.md §A.16): one head ``H`` for all modalities; the fused
+* ``shared_head`` (MLA, docs/baselines.md §14): one head ``H`` for all modalities; the fused
   prediction weights each ``H(z_m)`` per sample by its prediction entropy (confident modalities
   count more). The contributions are the weighted ``w_m * H(z_m)``.
 """
@@ -72,7 +72,7 @@ class SharedHeadFusion(nn.Module):
 
     ``w_m = softmax_m(-entropy(softmax(H(z_m))))`` over modalities -- the same as MLA's
     ``exp(max entropy - entropy_m)`` normalised, but per *sample* (the reference code's entropy
-    is a softmax over the batch axis, a bug; baselines.md §A.16).
+    is a softmax over the batch axis, a bug; docs/baselines.md §14).
     """
 
     def __init__(self, latent_dims: Mapping[str, int], num_outputs: int) -> None:

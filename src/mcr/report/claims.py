@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-UNIMODAL_PREFIX = "unimodal_"
+from mcr.run_names import UNIMODAL_PREFIX
 
 
 @dataclass(frozen=True)

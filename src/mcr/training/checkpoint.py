@@ -6,12 +6,12 @@ checkpoint describes itself), so evaluation needs nothing but the file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mcr.io import atomic_path
 from mcr.models.multimodal import ModelSpec, MultimodalModel
 
 LAST = "last.pt"  # full training state, rewritten after every epoch (for resume)
@@ -20,10 +20,8 @@ BEST = "best.pt"  # model + method state at the best validation epoch (for evalu
 
 def save(state: dict[str, Any], path: Path) -> None:
     """Write to a temporary file and rename, so a crash never leaves a truncated checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load(path: str | Path) -> dict[str, Any]:

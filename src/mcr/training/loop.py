@@ -11,14 +11,13 @@ The loop receives the train and validation splits only, so it cannot select on t
 from __future__ import annotations
 
 import copy
-import csv
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -27,41 +26,22 @@ from mcr.config import to_mapping
 from mcr.data.dataset import Split
 from mcr.methods.base import Batch, Method
 from mcr.models.multimodal import MultimodalModel
+from mcr.runtime import epoch_generator
 from mcr.training import checkpoint
+from mcr.training.config import TrainConfig
 from mcr.training.inference import predict, validation_metrics
-from mcr.training.runtime import epoch_generator
+from mcr.training.state import (
+    Progress,
+    SettingsChangedError,
+    restore,
+    restore_outputs,
+    save_last,
+    write_history,
+)
+
+__all__ = ["EpochCallback", "FitResult", "TrainConfig", "fit"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The ``train`` params block (defaults: MCR code base, method-mcr.md §3)."""
-
-    epochs: int = 100  # maximum number of epochs
-    batch_size: int = 32  # MCR: 32 for the ResNet settings
-    lr: float = 1e-4  # Adam learning rate
-    weight_decay: float = 1e-4  # L2 penalty inside Adam (the code uses Adam, not AdamW)
-    adam_eps: float = 1e-7  # the MCR code's Adam epsilon
-    scheduler: Literal["none", "cosine"] = "none"  # cosine: per-step decay to 0 after warm-up
-    warmup_steps: int = 0  # constant-LR steps before the cosine decay starts
-    patience: int = 25  # early stop after this many epochs without validation improvement
-    select_on: Literal["auto", "accuracy", "loss"] = "auto"  # auto: accuracy, or loss (regr.)
-    grad_clip_norm: float = 0.0  # 0 = no clipping (the code clips only for Sth-Sth, at 5.0)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    eval_batch_size: int = 1024  # rows per forward pass at validation
-    progress: bool = True  # a progress bar per run (stderr)
-
-    def __post_init__(self) -> None:
-        for key in ("epochs", "patience", "warmup_steps"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key}={getattr(self, key)}: expected >= 0")
-        for key in ("batch_size", "eval_batch_size"):
-            if getattr(self, key) < 2:
-                raise ValueError(f"{key}={getattr(self, key)}: expected >= 2")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr}: expected > 0")
 
 
 @dataclass
@@ -71,24 +51,6 @@ class FitResult:
     history: list[dict[str, float]]
     stopped_early: bool
     seconds: float = 0.0  # epochs' training + validation time, summed over resumes
-
-
-@dataclass
-class _Progress:
-    """What survives an epoch boundary; stored in ``last.pt``."""
-
-    next_epoch: int = 0
-    best_score: float = -math.inf
-    best_epoch: int = -1
-    best_val: dict[str, float] = field(default_factory=dict)
-    bad_epochs: int = 0
-    finished: bool = False
-    stopped_early: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0  # training + validation time over every process that ran the run
-    # The content of best.pt, so a resumed run can restore it: a workflow that reruns a job
-    # (e.g. Snakemake, when a seed is added) deletes the job's outputs first.
-    best_checkpoint: dict[str, Any] = field(default_factory=dict)
 
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -139,16 +101,6 @@ def set_learning_rates(
     return base
 
 
-def write_history(history: Sequence[Mapping[str, float]], path: Path) -> None:
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(path)
-
-
 def fit(
     model: MultimodalModel,
     method: Method,
@@ -192,11 +144,11 @@ def fit(
     steps_per_epoch = max(1, len(train) // config.batch_size)  # drop_last: no 1-row batches
     total_steps = steps_per_epoch * config.epochs
     substeps = max(1, int(method.substeps_per_batch))
-    progress = _Progress()
+    progress = Progress()
     last_path = out_dir / checkpoint.LAST
     if resume and last_path.is_file():
         try:
-            progress = _restore(last_path, meta, model, method, optimizer)
+            progress = restore(last_path, meta, model, method, optimizer)
             log.info("resuming %s at epoch %d", out_dir, progress.next_epoch)
         except SettingsChangedError:
             if not restart_if_changed:
@@ -261,7 +213,7 @@ def fit(
         if progress.bad_epochs >= config.patience > 0:
             progress.finished = progress.stopped_early = True
         progress.finished |= progress.next_epoch >= epochs
-        _save_last(last_path, meta, model, method, optimizer, progress)
+        save_last(last_path, meta, model, method, optimizer, progress)
         write_history(progress.history, out_dir / "history.csv")
         bar.update(1)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_score']:.3f}")
@@ -273,8 +225,8 @@ def fit(
             callback(record)
     bar.close()
     if epochs == 0:
-        _save_last(last_path, meta, model, method, optimizer, progress)
-    _restore_outputs(out_dir, progress)
+        save_last(last_path, meta, model, method, optimizer, progress)
+    restore_outputs(out_dir, progress)
     return FitResult(
         best_epoch=progress.best_epoch,
         best_val=progress.best_val,
@@ -290,10 +242,10 @@ def _evaluate_epoch(
     method: Method,
     val: Split,
     config: TrainConfig,
-    progress: _Progress,
+    progress: Progress,
     out_dir: Path,
     meta: Mapping[str, Any],
-) -> _Progress:
+) -> Progress:
     """Validate, let the method react, and keep ``best.pt`` on a validation improvement."""
     val_metrics = validation_metrics(
         method.info, predict(model, val.inputs, config.eval_batch_size), val.labels
@@ -320,51 +272,3 @@ def _evaluate_epoch(
     else:
         progress.bad_epochs += 1
     return progress
-
-
-def _restore_outputs(out_dir: Path, progress: _Progress) -> None:
-    """Write ``history.csv`` and, if it is missing, ``best.pt`` from the run's progress: a
-    resumed finished run trains nothing, but must still leave its outputs in place."""
-    write_history(progress.history, out_dir / "history.csv")
-    if progress.best_checkpoint and not (out_dir / checkpoint.BEST).is_file():
-        checkpoint.save(progress.best_checkpoint, out_dir / checkpoint.BEST)
-
-
-def _save_last(path, meta, model, method, optimizer, progress: _Progress) -> None:
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    checkpoint.save(
-        {
-            **meta,
-            "model_spec": model.spec.to_dict(),
-            "model_state": model.state_dict(),
-            "method_state": method.state_dict(),
-            "optimizer_state": optimizer.state_dict(),
-            "rng": rng,
-            "progress": vars(progress),
-        },
-        path,
-    )
-
-
-class SettingsChangedError(ValueError):
-    """``last.pt`` belongs to a run with other settings than the one asked for."""
-
-
-def _restore(path, meta, model, method, optimizer) -> _Progress:
-    state = checkpoint.load(path)
-    stored = {k: state.get(k) for k in meta}
-    if stored != dict(meta):
-        changed = sorted(k for k in meta if stored.get(k) != meta[k])
-        raise SettingsChangedError(
-            f"{path} was written with different settings ({', '.join(changed)}); "
-            "delete the run folder or train without resume"
-        )
-    model.load_state_dict(state["model_state"])
-    method.load_state_dict(state["method_state"])
-    optimizer.load_state_dict(state["optimizer_state"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return _Progress(**state["progress"])

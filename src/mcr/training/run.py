@@ -15,9 +15,9 @@ from mcr.config import ConfigError, deep_merge, from_mapping, to_mapping
 from mcr.data.dataset import MultimodalDataset
 from mcr.methods import SetupContext, create_method, split_method_name
 from mcr.models.multimodal import ModelConfig, ModelSpec, MultimodalModel
+from mcr.runtime import resolve_device, seed_everything
 from mcr.training.checkpoint import load_model
 from mcr.training.loop import EpochCallback, FitResult, TrainConfig, fit
-from mcr.training.runtime import resolve_device, seed_everything
 
 
 @dataclass(frozen=True)

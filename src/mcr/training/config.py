@@ -1,0 +1,40 @@
+"""The settings every method shares (``train.common``); defaults from the MCR code base."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mcr.config import param
+
+CODE = "MCR code base"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train.common`` params block (defaults: MCR code base, docs/mcr.md)."""
+
+    epochs: int = param(100, "maximum number of epochs", source=CODE, ge=0)
+    batch_size: int = param(32, "rows per batch", source="MCR: 32 for ResNet settings", ge=2)
+    lr: float = param(1e-4, "Adam learning rate", source=CODE, gt=0)
+    weight_decay: float = param(
+        1e-4, "L2 penalty inside Adam (the code uses Adam, not AdamW)", source=CODE, ge=0
+    )
+    adam_eps: float = param(1e-7, "Adam epsilon", source=CODE, gt=0)
+    scheduler: Literal["none", "cosine"] = param(
+        "none", "none | cosine: per-step decay to 0 after the warm-up", source=CODE
+    )
+    warmup_steps: int = param(0, "constant-LR steps before the cosine decay", source=CODE, ge=0)
+    patience: int = param(
+        25, "early stop after this many epochs without validation improvement", ge=0
+    )
+    select_on: Literal["auto", "accuracy", "loss"] = param(
+        "auto", "model selection on validation: auto = accuracy, or loss for regression"
+    )
+    grad_clip_norm: float = param(
+        0.0, "gradient-norm clipping, 0 = off", source="MCR clips only Sth-Sth, at 5.0", ge=0
+    )
+    device: str = param("auto", "auto | cpu | cuda | cuda:N")
+    bf16: bool = param(True, "bf16 autocast on CUDA (ignored on CPU)")
+    eval_batch_size: int = param(1024, "rows per forward pass at validation", ge=2)
+    progress: bool = param(True, "a progress bar per run (stderr)")
