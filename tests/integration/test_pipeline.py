@@ -37,6 +37,15 @@ def test_dry_run_on_the_real_params() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def test_the_dag_is_built_without_torch() -> None:
+    """The Snakefile imports only the torch-free layout and the generated method catalog."""
+    done = run(sys.executable, "-X", "importtime", "-m", "snakemake", "-n", "--quiet", cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "mcr.workflow.layout" in imported  # the measurement sees the layout being imported
+    assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
+
+
 def test_params_overlays_reach_every_job_script_and_config_overrides_are_refused() -> None:
     """The quick profile's params.yaml changes the DAG's config; the job scripts read params
     files themselves, so they must get the overlay too (else they run on other values than the

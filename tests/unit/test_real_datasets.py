@@ -261,3 +261,14 @@ def test_pipeline_leaves_out_methods_that_refuse_a_dataset(tmp_path) -> None:
     ]  # fmt: skip
     with pytest.raises(ConfigError, match=r"unknown method 'ogm_typo'; valid names: agm,"):
         run_names({"methods": {"ogm_typo": {}}}, sources["three"], catalog)
+
+
+def test_the_pipeline_layout_and_dataset_declarations_import_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mcr.workflow.layout, mcr.workflow.catalog, mcr.data; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
