@@ -8,6 +8,7 @@ and the only files that differ from the original are those two and the generated
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -48,7 +48,7 @@ class ThrowawayMethod(Method):
         task = self.task_loss(out.logits, batch.labels)
         return Losses(self.config.scale * task, {"task": task.detach()})
 '''
-GENERATED = {"workflow/schemas/methods.schema.yaml", "dvc.yaml"}
+GENERATED = {"workflow/schemas/methods.schema.json", "dvc.yaml"}
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -118,7 +118,7 @@ def test_a_module_and_one_registration_line_are_all_a_method_needs(copy: Path) -
 
     checked = run(sys.executable, "workflow/tools/method_schema.py", "--check", cwd=copy)
     assert checked.returncode == 0, checked.stdout  # the DAG left it current
-    schema = yaml.safe_load((copy / "workflow/schemas/methods.schema.yaml").read_text())
+    schema = json.loads((copy / "workflow/schemas/methods.schema.json").read_text())
     block = schema["properties"]["throwaway"]
     assert block["properties"]["scale"]["exclusiveMinimum"] == 0
     assert block["x-mcr"] == {"supported_tasks": ["classification", "regression"],

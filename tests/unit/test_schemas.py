@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,8 @@ def schema(stem: str) -> dict:
     """A params schema with the generated methods schema inlined where it is referenced."""
     content = yaml.safe_load((ROOT / f"workflow/schemas/{stem}.schema.yaml").read_text())
     if stem == "train":
-        methods = yaml.safe_load((ROOT / CATALOG_FILE).read_text())
-        assert content["properties"]["methods"] == {"$ref": "methods.schema.yaml"}
+        methods = json.loads((ROOT / CATALOG_FILE).read_text())
+        assert content["properties"]["methods"] == {"$ref": "methods.schema.json"}
         content["properties"]["methods"] = methods
     return content
 

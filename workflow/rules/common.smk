@@ -1,7 +1,7 @@
 # Everything that is not a rule: params validation, the dataset/method/seed tables, input
 # functions, and the code each stage depends on (a code edit reruns the stage's jobs).
 # Torch-free: the DAG is laid out by mcr.workflow.layout from the params and the generated
-# method catalog (workflow/schemas/methods.schema.yaml); only the jobs import torch.
+# method catalog (workflow/schemas/methods.schema.json); only the jobs import torch.
 import hashlib
 import os
 import subprocess
@@ -136,21 +136,23 @@ def code_digest(files):
     """sha256 of the files' contents. Rules pass it as a param, not the files as inputs: a code
     edit changes it and Snakemake's params trigger reruns the jobs (a checkout that only
     touches files does not), and the DAG stays small -- thousands of file inputs made building
-    it take seconds. smk2dvc turns the ``code`` param back into DVC dependencies."""
+    it take seconds. smk2dvc reads ``CODE`` for DVC's dependencies."""
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.encode() + b"\0" + Path(path).read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-CODE_DATA = code(
-    "data", "features", "models", "run_names.py", "runtime.py", "io.py", "workflow"
-)
+# The job side of the workflow package (catalog.py is read by the DAG only).
+JOBS = ("workflow/__init__.py", "workflow/layout.py", "workflow/stages.py")
+CODE_DATA = code("data", "features", "models", "run_names.py", "runtime.py", "io.py",
+                 *JOBS)  # fmt: skip
 CODE_TRAIN = code("data", "models", "methods", "training", "metrics.py", "run_names.py",
-                  "runtime.py", "io.py", "workflow")  # fmt: skip
+                  "runtime.py", "io.py", *JOBS)  # fmt: skip
 CODE_EVALUATE = CODE_TRAIN + code("evaluation")
 CODE_REPORT = code("report", "data/synthetic.py")
-# Per rule: the code its jobs run (library + script), and the digest Snakemake compares.
+# Per rule: the code its jobs run (library + script; smk2dvc reads it for DVC's deps), and the
+# digest Snakemake compares (a param: an edit reruns the rule's jobs).
 CODE = {
     "extract_raw": CODE_DATA + ["workflow/scripts/extract_raw.py"],
     "make_dataset": CODE_DATA + ["workflow/scripts/make_dataset.py"],

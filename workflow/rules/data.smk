@@ -13,7 +13,6 @@ rule extract_raw:
     resources:
         mem_mb=500,
     params:
-        code=CODE["extract_raw"],
         code_digest=CODE_DIGEST["extract_raw"],
         tracked=lambda wc: {f"data.raw.{wc.source}": config["data"]["raw"][wc.source]},
     shell:
@@ -35,7 +34,6 @@ rule make_dataset:
     resources:
         mem_mb=2000,
     params:
-        code=CODE["make_dataset"],
         code_digest=CODE_DIGEST["make_dataset"],
         tracked=lambda wc: dataset_params(wc.dataset),
     shell:

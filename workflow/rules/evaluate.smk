@@ -23,7 +23,6 @@ rule evaluate_runs:
     resources:
         mem_mb=1500,
     params:
-        code=CODE["evaluate_runs"],
         code_digest=CODE_DIGEST["evaluate_runs"],
         seeds=" ".join(map(str, SEEDS)),
         methods=lambda wc: " ".join(run_methods(wc.dataset)),

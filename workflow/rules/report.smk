@@ -39,7 +39,6 @@ rule build_report:
     resources:
         mem_mb=1000,
     params:
-        code=CODE["build_report"],
         code_digest=CODE_DIGEST["build_report"],
         tracked={
             "report": config["report"],

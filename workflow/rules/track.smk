@@ -5,11 +5,11 @@
 
 rule track_runs:
     input:
-        files=lambda wc: [
-            f"data/runs/{wc.dataset}/{m}/seed{s}/{f}"
+        # (history.csv comes from the same training job as train_summary.json)
+        summaries=lambda wc: [
+            f"data/runs/{wc.dataset}/{m}/seed{s}/train_summary.json"
             for m in run_methods(wc.dataset)
             for s in SEEDS
-            for f in ("train_summary.json", "history.csv")
         ],
         metrics="data/metrics/{dataset}.json",
     output:
@@ -22,7 +22,6 @@ rule track_runs:
     resources:
         mem_mb=1500,
     params:
-        code=CODE["track_runs"],
         code_digest=CODE_DIGEST["track_runs"],
         seeds=" ".join(map(str, SEEDS)),
         methods=lambda wc: " ".join(run_methods(wc.dataset)),

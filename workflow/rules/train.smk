@@ -22,7 +22,6 @@ rule train_model:
         mem_mb=1500,
         gpu=0,
     params:
-        code=CODE["train_model"],
         code_digest=CODE_DIGEST["train_model"],
         tracked=lambda wc: tracked_train_params(wc.method),
         seeds=" ".join(map(str, SEEDS)),

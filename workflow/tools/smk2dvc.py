@@ -60,19 +60,21 @@ WIDTH = 1000
 #: Stages in the order the pipeline runs them.
 ORDER = ("extract_raw", "make_dataset", "train_model", "evaluate_runs", "track_runs")
 #: Params that are not the command's words (Snakemake's rerun triggers and DVC's deps/params).
-NOT_IN_CMD = {"tracked", "code", "code_digest"}
+NOT_IN_CMD = {"tracked", "code_digest"}
 #: Rules whose run-file inputs collapse to the dataset's whole runs folder.
 PER_DATASET = {"evaluate_runs", "track_runs"}
 
 
-def dag_jobs(snakefile: Path) -> list:
+def dag_jobs(snakefile: Path) -> tuple[list, dict[str, list[str]]]:
+    """The DAG's jobs, and the library files each rule's jobs run (``CODE`` in common.smk: the
+    rules pass only their digest to Snakemake)."""
     with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
         workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=snakefile)
         workflow.dag(dag_settings=DAGSettings(targets={"all"}, forceall=True))
         inner = workflow._workflow  # private API: snakemake is pinned in requirements.lock
         inner._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
         inner._build_dag()
-        return [job for job in inner.dag.jobs if job.output]
+        return [job for job in inner.dag.jobs if job.output], dict(inner.globals["CODE"])
 
 
 def collapse(path: str, rule: str) -> str:
@@ -90,7 +92,7 @@ def unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def job_spec(job) -> dict[str, Any]:
+def job_spec(job, code: dict[str, list[str]]) -> dict[str, Any]:
     """A job as DVC sees it: command, dependencies, params, outputs."""
     rule = job.rule.name
     cmd = REDIRECT.sub("", job.shellcmd.strip()).replace(sys.executable, "python")
@@ -98,7 +100,7 @@ def job_spec(job) -> dict[str, Any]:
         "key": "-".join(str(v) for k, v in dict(job.wildcards).items() if k != "seed"),
         "wildcards": {k: str(v) for k, v in dict(job.wildcards).items() if k != "seed"},
         "cmd": " ".join(cmd.split()),
-        "deps": unique(collapse(str(f), rule) for f in [*job.input, *job.params.code]),
+        "deps": unique(collapse(str(f), rule) for f in [*job.input, *code[rule]]),
         "params": sorted(job.params.tracked) if "tracked" in job.params.keys() else [],  # noqa: SIM118
         "values": {
             name: str(value)
@@ -240,10 +242,10 @@ def single_stage(spec: dict[str, Any]) -> dict[str, Any]:
     return stage
 
 
-def stages(jobs: list) -> dict[str, Any]:
+def stages(jobs: list, code: dict[str, list[str]]) -> dict[str, Any]:
     by_rule: dict[str, list[dict[str, Any]]] = {}
     for job in sorted(jobs, key=lambda j: str(j.output[0])):
-        spec = job_spec(job)
+        spec = job_spec(job, code)
         spec["rule"] = job.rule.name
         by_rule.setdefault(job.rule.name, []).append(spec)
     out: dict[str, Any] = {}
@@ -276,7 +278,7 @@ FlowItems.add_representer(dict, _represent_dict)
 
 def render(snakefile: Path) -> str:
     body = yaml.dump(
-        {"stages": stages(dag_jobs(snakefile))}, Dumper=FlowItems, sort_keys=False, width=WIDTH
+        {"stages": stages(*dag_jobs(snakefile))}, Dumper=FlowItems, sort_keys=False, width=WIDTH
     )
     return HEADER + body
 

@@ -3,7 +3,7 @@
 A method is written once, in its module. From that declaration this module derives what users
 never edit by hand:
 
-* the JSON schema of its params block (``workflow/schemas/methods.schema.yaml``, written by
+* the JSON schema of its params block (``workflow/schemas/methods.schema.json``, written by
   ``workflow/tools/method_schema.py``), with the facts the Snakemake DAG needs -- what the method
   refuses and whether it consumes unimodal runs -- under ``x-mcr``, so the DAG reads them without
   importing torch;

@@ -2,8 +2,9 @@
 
 Methods are declared in their modules (``mcr/methods/<name>.py``), which import torch. The DAG
 only needs each method's name, defaults, what it refuses and whether it consumes unimodal runs,
-so ``workflow/tools/method_schema.py`` writes those into ``workflow/schemas/methods.schema.yaml``
-(the schema of ``train.methods``, facts under ``x-mcr``). That file records a digest of the
+so ``workflow/tools/method_schema.py`` writes those into ``workflow/schemas/methods.schema.json``
+(the schema of ``train.methods``, facts under ``x-mcr``; JSON, which Snakemake and the DAG parse
+in milliseconds). That file records a digest of the
 declaring sources; :func:`load_catalog` compares it with the sources on disk, so a method edit
 is never read through a stale copy.
 """
@@ -11,19 +12,18 @@ is never read through a stale copy.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 import mcr
 from mcr.config import ConfigError
 from mcr.run_names import UNIMODAL, split_run_name
 
 #: Where the generated schema lives, relative to the project root.
-CATALOG_FILE = Path("workflow/schemas/methods.schema.yaml")
+CATALOG_FILE = Path("workflow/schemas/methods.schema.json")
 #: The command that regenerates it.
 REGENERATE = "python workflow/tools/method_schema.py"
 
@@ -127,8 +127,7 @@ def load_catalog(path: str | Path = CATALOG_FILE) -> MethodCatalog:
     path = Path(path)
     if not path.is_file():
         raise StaleCatalogError(f"{path} does not exist: run {REGENERATE}")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    schema = yaml.load(path.read_text(), Loader=loader)
+    schema = json.loads(path.read_text())
     if schema.get("x-mcr-digest") != declaration_digest():
         raise StaleCatalogError(
             f"{path} is out of date with the method sources in src/mcr/methods: run {REGENERATE}"

@@ -19,13 +19,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcr.config import ConfigError, from_mapping
 from mcr.data.registry import DATASETS
 from mcr.data.wheels import WheelPin
 from mcr.run_names import UNIMODAL, unimodal_run_name
-from mcr.workflow.catalog import MethodCatalog
+
+if TYPE_CHECKING:  # the jobs import this module; only the DAG reads the catalog
+    from mcr.workflow.catalog import MethodCatalog
 
 SWEEP_PREFIX = "synthetic_r"
 
