@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from mcr.io import atomic_write
 from mcr.methods.declaration import methods_schema
 from mcr.workflow.catalog import CATALOG_FILE, REGENERATE, declaration_digest
 
@@ -49,9 +50,8 @@ def main() -> int:
         print(f"{args.out} is up to date")
         return 0
     if current != text:
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        with atomic_write(args.out) as f:  # a DAG build may read it at any moment
+            f.write(text)
     print(f"wrote {args.out} ({text.count(chr(10))} lines)")
     return 0
 

@@ -6,6 +6,13 @@ Read top to bottom: optimiser (one parameter group per modality) -> (resume) -> 
 ``method.after_backward``, step (repeated per ``method.substeps_per_batch``) -> validation ->
 ``method.on_epoch_end`` -> best-so-far on *validation* -> checkpoint -> early stop.
 The loop receives the train and validation splits only, so it cannot select on test data.
+
+Three hooks serve one method each and stay, because each is a few lines here and the general
+alternative is larger: ``trains = False`` (the ensemble runs zero epochs; its ``prepare`` builds
+the equivalent linear late-fusion model, so checkpoints, evaluation, error analysis and tracking
+need no combiner of their own), ``set_train_mode`` (uni_pre_frozen keeps its encoders in eval
+mode) and ``substeps_per_batch`` (MLA's alternating steps need the loop's optimiser).
+Run state (``last.pt``, ``best.pt``, ``history.csv``) is in :mod:`mcr.training.state`.
 """
 
 from __future__ import annotations

