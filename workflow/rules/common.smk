@@ -173,7 +173,7 @@ def package_paths(files):
     return list(dict.fromkeys(paths))
 
 
-CODE_PATHS = {rule: " ".join(package_paths(files)) for rule, files in CODE.items()}
+TRAIN_CODE_PATHS = " ".join(package_paths(CODE["train_model"]))
 
 
 def init_tracking():

@@ -26,7 +26,7 @@ rule train_model:
         tracked=lambda wc: tracked_train_params(wc.method),
         seeds=" ".join(map(str, SEEDS)),
         unimodal=lambda wc: " ".join(unimodal_modalities(wc)),
-        code_paths=CODE_PATHS["train_model"],
+        code_paths=TRAIN_CODE_PATHS,
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {wildcards.dataset}"
         " --method {wildcards.method} --seeds {params.seeds} --params params/train.yaml{OVERLAYS}"

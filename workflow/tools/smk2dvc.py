@@ -145,8 +145,6 @@ def render_template(template: Any, item: dict[str, str]) -> Any:
         return re.sub(r"\$\{item\.(\w+)\}", lambda m: item[m.group(1)], template)
     if isinstance(template, list):
         return [render_template(t, item) for t in template]
-    if isinstance(template, tuple):
-        return tuple(render_template(t, item) for t in template)
     return {k: render_template(v, item) for k, v in template.items()}
 
 
