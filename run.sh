@@ -54,6 +54,8 @@ run_default() {
   snakemake --workflow-profile workflow/profiles/default "$@"
   # Record the outputs in DVC (dvc.lock + cache) so `dvc repro` / `dvc push` see them. DVC
   # rewrites the files it caches (new mtimes), so refresh Snakemake's view of them afterwards.
+  # DVC keeps lock entries of stages that no longer exist (they slow every command): drop them.
+  python workflow/tools/smk2dvc.py --prune-lock
   dvc commit --force --quiet
   snakemake --workflow-profile workflow/profiles/default --touch --quiet all
   echo "==> report: reports/summary.md, reports/results.csv, reports/figures/"

@@ -25,10 +25,10 @@ rule train_model:
         code_digest=CODE_DIGEST["train_model"],
         tracked=lambda wc: tracked_train_params(wc.method),
         seeds=" ".join(map(str, SEEDS)),
-        unimodal=lambda wc: " ".join(unimodal_modalities(wc)),
+        modalities=lambda wc: " ".join(MODALITIES[wc.dataset]),
         code_paths=TRAIN_CODE_PATHS,
     shell:
         "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {wildcards.dataset}"
         " --method {wildcards.method} --seeds {params.seeds} --params params/train.yaml{OVERLAYS}"
         " --data data/features/{wildcards.dataset} --runs data/runs/{wildcards.dataset}"
-        " --unimodal {params.unimodal} --code {params.code_paths} > {log} 2>&1"
+        " --modalities {params.modalities} --code {params.code_paths} > {log} 2>&1"
