@@ -13,7 +13,8 @@ per sample, with these columns:
     for regression.
 ``<modality>`` (one column per modality, named after it)
     ``fixed_size_list<float32>``: the sample's array flattened in C order, so its list size is
-    the product of the modality's shape. A plain variable-length list is accepted when every row
+    the product of the modality's shape. Media caches store spectrograms as ``float16`` and
+    video frames as ``uint8`` elements (read back in that dtype). A plain variable-length list is accepted when every row
     has exactly that length. NaN and inf are rejected.
 any other string column
     An annotation (e.g. the synthetic set's ``info_group``): loaded into ``Split.annotations``

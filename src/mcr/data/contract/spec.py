@@ -11,6 +11,9 @@ import pyarrow as pa
 META_KEY = b"mcr"
 RESERVED = ("sample_id", "label", "group")
 LABEL_TYPES = {"classification": pa.int64(), "regression": pa.float64()}
+#: Element types a modality column may hold: float32 features; float16 spectrograms and uint8
+#: video frames of a media cache (half / a quarter of the bytes; models convert on the device).
+MODALITY_TYPES = {"float32": pa.float32(), "float16": pa.float16(), "uint8": pa.uint8()}
 
 
 class DataContractError(ValueError):

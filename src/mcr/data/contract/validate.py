@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mcr.data.contract.spec import LABEL_TYPES, META_KEY, RESERVED, is_string
+from mcr.data.contract.spec import LABEL_TYPES, META_KEY, MODALITY_TYPES, RESERVED, is_string
 
 
 @dataclass
@@ -114,10 +114,12 @@ def _check_modality(f: CheckedFile, m: str, col: pa.ChunkedArray, errs: list[str
     shape = f.meta["modalities"][m]
     size, t = math.prod(shape), col.type
     is_list = pa.types.is_list(t) or pa.types.is_large_list(t)
-    if not (is_list or pa.types.is_fixed_size_list(t)) or t.value_type != pa.float32():
+    if not (is_list or pa.types.is_fixed_size_list(t)) or (
+        t.value_type not in MODALITY_TYPES.values()
+    ):
         errs.append(
             f"{f.fname}: column {m!r} has type {t}; expected fixed_size_list<float32>[{size}] "
-            f"(modality of shape {shape})"
+            f"(modality of shape {shape}; float16 or uint8 elements for media caches)"
         )
         return
     row_len = size  # an empty variable-length column has nothing to contradict the shape
@@ -140,12 +142,14 @@ def _check_modality(f: CheckedFile, m: str, col: pa.ChunkedArray, errs: list[str
         )
         return
     f.flats[m] = flat = _np(pc.list_flatten(col))  # null floats become NaN: caught below
+    if flat.dtype.kind != "f":
+        return  # uint8 frames: every value is valid
     bad = ~np.isfinite(flat)
     if bad.any():
         rows = np.unique(np.flatnonzero(bad) // size)
         errs.append(
             f"{f.fname}: column {m!r} has {int(bad.sum())} NaN/inf value(s) in {len(rows)} "
-            f"row(s) {_at(f.ids, rows)}; expected finite float32"
+            f"row(s) {_at(f.ids, rows)}; expected finite values"
         )
 
 
