@@ -48,3 +48,15 @@ def test_ceilings_add_an_unranked_row_and_a_computed_gap_note():
     assert "syn -3.0 (SE 3.7)" in note and "On 1 of 1 of these datasets" in note
     (note, _) = ceiling_notes(results, summary, {"syn": 0.99})  # SE 1.0, gap -18
     assert "No best method is within two standard errors" in note
+
+
+def test_the_papers_number_and_our_difference_stand_beside_ours():
+    import pandas as pd
+
+    from mcr.report.tables import mean_std, table1_markdown
+
+    rows = [{"dataset": "cremad", "method": "mcr", "seed": s, "split": "test", "n": 100,
+             "accuracy": a} for s, a in ((0, 0.74), (1, 0.76))]  # fmt: skip
+    summary = mean_std(pd.DataFrame(rows), "accuracy")
+    table = table1_markdown(summary, ["mcr"], {}, paper={"cremad": {"mcr": "76.1 ± 1.6"}})
+    assert "**75.0 ± 1.4** (76.1 ± 1.6; -1.1)" in table

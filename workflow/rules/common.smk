@@ -20,6 +20,7 @@ from mcr.workflow.layout import (
     pipeline_datasets,
     raw_sources,
     run_names,
+    skipped_benchmarks,
     unimodal_inputs,
 )
 
@@ -57,7 +58,24 @@ if set(workflow.config_settings.config or {}) & {"data", "train", "report"}:
 # oversubscribes the CPU when jobs run side by side -- measured 5.5x slower for two parallel
 # training jobs on 2 cores (30.6 s vs 5.6 s), with identical results.
 DATASETS = pipeline_datasets(config["data"])
+for _line in skipped_benchmarks(config["data"]):
+    logger.info(_line)
 MODALITIES = {name: dataset_modalities(source) for name, source in DATASETS.items()}
+# The paper's benchmarks: media caches, ResNet-18 encoders. Their extraction uses every core;
+# their training jobs ask for a GPU when the run declares GPUs (--resources gpu=N).
+BENCHMARK_DATASETS = {name for name, source in DATASETS.items() if source.benchmark}
+_gpus = workflow.global_resources.get("gpu")
+GPU_PER_BENCHMARK_JOB = 1 if int(getattr(_gpus, "value", _gpus) or 0) >= 1 else 0
+for _name in sorted(BENCHMARK_DATASETS):
+    _encoders = ((config["train"]["model"].get("datasets") or {}).get(_name) or {}).get(
+        "encoders"
+    ) or {}
+    if set(MODALITIES[_name]) - set(_encoders):
+        raise WorkflowError(
+            f"data.benchmarks.{_name} is set, but train.model.datasets.{_name}.encoders does "
+            f"not name an encoder for {sorted(set(MODALITIES[_name]) - set(_encoders))}: pass "
+            f"--configfile params/paper/{_name}.yaml (the paper's settings) or set them"
+        )
 RUN_NAMES = {
     name: run_names(config["train"], source, CATALOG)
     for name, source in DATASETS.items()

@@ -30,7 +30,7 @@ rule make_dataset:
         "logs/make_dataset/{dataset}.log",
     benchmark:
         "logs/benchmarks/make_dataset/{dataset}.tsv"
-    threads: 1
+    threads: lambda wc: workflow.cores if wc.dataset in BENCHMARK_DATASETS else 1
     resources:
         mem_mb=2000,
     params:

@@ -20,7 +20,7 @@ rule train_model:
     threads: 1
     resources:
         mem_mb=1500,
-        gpu=0,
+        gpu=lambda wc: GPU_PER_BENCHMARK_JOB if wc.dataset in BENCHMARK_DATASETS else 0,
     params:
         code_digest=CODE_DIGEST["train_model"],
         tracked=lambda wc: tracked_train_params(wc.method),

@@ -127,8 +127,9 @@ def build_report(
         "",
         (
             f"Test accuracy (%), mean ± std over seeds {', '.join(map(str, seeds))}; best per "
-            "column in bold; the paper's number in parentheses where a dataset matches one of its "
-            "columns. Model selection on validation only. Generated from `reports/results.csv`."
+            "column in bold; the paper's number and our difference from it in parentheses "
+            "where a dataset matches one of its columns. Model selection on validation only. "
+            "Generated from `reports/results.csv`."
         ),
         "",
         table1_markdown(summary, order, display, config.paper_results, ceilings),

@@ -70,6 +70,15 @@ def mean_std(
     return out.reset_index()
 
 
+def paper_gap(ours: float, paper: str) -> str:
+    """``"; -1.3"``: our mean minus the paper's (its ``"mean ± std"``); empty if unreadable."""
+    try:
+        theirs = float(paper.split("±")[0])
+    except ValueError:
+        return ""
+    return f"; {ours - theirs:+.1f}"
+
+
 def table1_markdown(
     summary: pd.DataFrame,
     method_order: list[str],
@@ -79,8 +88,8 @@ def table1_markdown(
 ) -> str:
     """Methods as rows, datasets as columns, ``mean ± std``, best mean per column in bold.
 
-    Where ``paper`` has numbers for a dataset (e.g. a CREMA-D column of the MCR paper's Table
-    1), they are shown beside ours as ``ours (paper)``. ``ceilings`` (dataset -> accuracy in
+    Where ``paper`` has numbers for a dataset (e.g. the CREMA-D column of the MCR paper's Table
+    1), they are shown beside ours with our difference from them: ``ours (paper; ±d)``. ``ceilings`` (dataset -> accuracy in
     [0, 1], e.g. the Bayes-optimal accuracy of a known generator) add a last, unranked row.
     """
     paper = paper or {}
@@ -101,7 +110,7 @@ def table1_markdown(
             if abs(r.mean - best[d]) < 1e-9:
                 text = f"**{text}**"
             if method in paper.get(d, {}):
-                text += f" ({paper[d][method]})"
+                text += f" ({paper[d][method]}{paper_gap(r.mean, paper[d][method])})"
             cells.append(text)
         lines.append(f"| {display.get(method, method)} | " + " | ".join(cells) + " |")
     if ceilings:

