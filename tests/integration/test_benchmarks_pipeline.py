@@ -100,6 +100,12 @@ def test_roots_not_set_are_skipped_with_one_line_each() -> None:
         assert f"skipping {name}: data.benchmarks.{name}.root is not set" in out
 
 
+def test_a_paper_profile_without_its_root_says_there_is_nothing_to_run() -> None:
+    done = snakemake("-n", "--configfile", "params/paper/cremad.yaml", cwd=ROOT)
+    assert done.returncode != 0
+    assert "no dataset to run" in done.stdout + done.stderr
+
+
 def test_a_missing_root_or_missing_encoders_fail_before_any_job(tmp_path: Path) -> None:
     root = tmp_path / "p"
     root.mkdir()

@@ -60,6 +60,11 @@ if set(workflow.config_settings.config or {}) & {"data", "train", "report"}:
 DATASETS = pipeline_datasets(config["data"])
 for _line in skipped_benchmarks(config["data"]):
     logger.info(_line)
+if not DATASETS:
+    raise WorkflowError(
+        "no dataset to run: the params switch every dataset off (a paper profile runs only its "
+        "benchmark: set data.benchmarks.<name>.root in params/data.yaml)"
+    )
 MODALITIES = {name: dataset_modalities(source) for name, source in DATASETS.items()}
 # The paper's benchmarks: media caches, ResNet-18 encoders. Their extraction uses every core;
 # their training jobs ask for a GPU when the run declares GPUs (--resources gpu=N).
