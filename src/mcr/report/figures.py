@@ -32,6 +32,12 @@ def imbalance_sweep(
     part = results[(results["split"] == "test") & results["dataset"].isin(list(levels))].copy()
     part["level"] = part["dataset"].map(levels)
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    if part.empty:  # e.g. a paper profile that runs one benchmark only
+        ax.text(0.5, 0.5, "No synthetic sweep in this run\n(data.sweep.u1_to_s_ratio is empty)",
+                ha="center", va="center", fontsize=12, transform=ax.transAxes)  # fmt: skip
+        ax.set_axis_off()
+        _save(fig, path)
+        return
     for method in methods:
         rows = part[part["method"] == method]
         if rows.empty:
