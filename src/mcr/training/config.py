@@ -21,10 +21,20 @@ class TrainConfig:
         1e-4, "L2 penalty inside Adam (the code uses Adam, not AdamW)", source=CODE, ge=0
     )
     adam_eps: float = param(1e-7, "Adam epsilon", source=CODE, gt=0)
-    scheduler: Literal["none", "cosine"] = param(
-        "none", "none | cosine: per-step decay to 0 after the warm-up", source=CODE
+    scheduler: Literal["none", "cosine", "cosine_restarts"] = param(
+        "none",
+        "none | cosine: per-step decay to 0 after the warm-up | cosine_restarts: the released "
+        "code's cosanneal, cosine restarts over the global step number after the warm-up",
+        source=CODE,
     )
     warmup_steps: int = param(0, "constant-LR steps before the cosine decay", source=CODE, ge=0)
+    restart_period: int = param(
+        4, "cosine_restarts: steps of the first cycle (T_0)", source="released code", ge=1
+    )
+    restart_mult: int = param(
+        2, "cosine_restarts: each cycle is this many times longer (T_mult)",
+        source="released code", ge=1,
+    )  # fmt: skip
     patience: int = param(
         25, "early stop after this many epochs without validation improvement", ge=0
     )

@@ -75,6 +75,11 @@ def lr_factor(config: TrainConfig, step: int, total_steps: int) -> float:
     """Schedule factor of the learning rate at optimiser step ``step`` (0-based)."""
     if config.scheduler == "none" or step < config.warmup_steps:
         return 1.0
+    if config.scheduler == "cosine_restarts":  # CosineAnnealingWarmRestarts.step(global step)
+        t, period = step, config.restart_period
+        while t >= period:
+            t, period = t - period, period * config.restart_mult
+        return 0.5 * (1 + math.cos(math.pi * t / period))
     span = max(1, total_steps - config.warmup_steps)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup_steps) / span)))
 
