@@ -28,22 +28,12 @@ import numpy as np
 import torch
 
 from mcr.data.dataset import DatasetInfo
-from mcr.methods import Batch, SetupContext, create_method
-from mcr.models import ModelConfig, ModelSpec, MultimodalModel
+from mcr.methods import Batch
+from mcr.models import ModelConfig
 from mcr.runtime import resolve_device
-from step_overhead import SEED, StepCase, make_optimizer, median_iqr, synchronize, train_step
+from step_overhead import make_case, median_iqr, synchronize, train_step
 
 MCR_CREMAD = {"lambda_mipd": 0.1, "unimodal_weight": 0.01, "num_permutations": 32}
-
-
-def make_case(name: str, info: DatasetInfo, encoders: dict, params: dict, device) -> StepCase:
-    """``step_overhead.make_case`` with one encoder per modality."""
-    torch.manual_seed(SEED)  # both cases start from the same weights
-    model = MultimodalModel(ModelSpec.create(info, ModelConfig(encoders=encoders))).to(device)
-    method = create_method(name, params, info)
-    method.prepare(model, SetupContext(seed=SEED, device=device))
-    method.set_train_mode(model)
-    return StepCase(name, model, method, make_optimizer(model, method))
 
 
 def shapes(device: torch.device) -> tuple[dict[str, tuple[int, ...]], int, int]:
@@ -84,7 +74,7 @@ def main() -> None:
     encoders = {"audio": {"name": "resnet18"},
                 "video": {"name": "resnet18_frames", "crop_size": crop}}  # fmt: skip
     cases = {
-        name: make_case(name, info, encoders, params, device)
+        name: make_case(name, info, ModelConfig(encoders=encoders), name, params, device)
         for name, params in (("joint", {}), ("mcr", MCR_CREMAD))
     }
     cache = host_cache(info, rows=8 * batch_size, pin=device.type == "cuda")

@@ -83,13 +83,15 @@ def make_optimizer(model: MultimodalModel, method: Method) -> torch.optim.Optimi
 def make_case(
     label: str,
     info: DatasetInfo,
-    encoder: dict[str, Any],
+    encoder: dict[str, Any] | ModelConfig,
     method_name: str,
     method_params: dict[str, Any],
     device: torch.device,
 ) -> StepCase:
+    """One case; ``encoder`` is every modality's encoder, or a whole ``ModelConfig``."""
     torch.manual_seed(SEED)  # every case starts from the same weights
-    model = MultimodalModel(ModelSpec.create(info, ModelConfig(encoder=encoder))).to(device)
+    config = encoder if isinstance(encoder, ModelConfig) else ModelConfig(encoder=encoder)
+    model = MultimodalModel(ModelSpec.create(info, config)).to(device)
     method = create_method(method_name, method_params, info)
     method.prepare(model, SetupContext(seed=SEED, device=device))
     method.set_train_mode(model)

@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.fixtures.media import ave_tree, cremad_tree, ucf_tree
-from tests.integration.test_pipeline import ROOT, snakemake
+from tests.integration.test_pipeline import ROOT, copy_project, snakemake
 
 BENCHMARKS = ("cremad", "ave", "ucf101")
 TINY_ENCODERS = {
     "audio": {"name": "resnet18", "width": 8, "latent_dim": 16},
     "video": {"name": "resnet18_frames", "width": 8, "latent_dim": 16, "crop_size": 32},
 }
-
-
-def copy_project(to: Path) -> Path:
-    for name in ("Snakefile", "workflow", "params", "src"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, to / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, to / name)
-    return to
 
 
 def edit(path: Path, change) -> None:

@@ -94,16 +94,21 @@ def shrink(project: Path) -> None:
         path.write_text(yaml.safe_dump(content, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A copy of the workflow, library and params, run once end to end."""
-    root = tmp_path_factory.mktemp("project")
+def copy_project(to: Path) -> Path:
+    """The workflow, library and params copied into ``to`` (an existing folder)."""
     for name in ("Snakefile", "workflow", "params", "src"):
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, to / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy(source, root / name)
+            shutil.copy(source, to / name)
+    return to
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the workflow, library and params, run once end to end."""
+    root = copy_project(tmp_path_factory.mktemp("project"))
     shrink(root)
     done = snakemake("--cores", "2", cwd=root)
     assert done.returncode == 0, done.stderr[-5000:]

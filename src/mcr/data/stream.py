@@ -153,7 +153,6 @@ class ParquetStream:
             t = torch.from_numpy(np.ascontiguousarray(x))
             return t.pin_memory() if self.pin_memory else t
 
-        rows = np.sort(rows) if not self.shuffle else rows
         return StreamBatch(
             inputs={m: tensor(window[m][rows]) for m in self.shapes},
             labels=tensor(window["label"][rows].astype(np.int64)),

@@ -168,7 +168,7 @@ def _decode(config: AveConfig, bounds: dict[str, tuple[float, float]], clip: Cli
 
 def extract(config: AveConfig, out: str | Path, progress: bool = True):
     """Check the layout, then decode every listed segment into a media cache at ``out``."""
-    from mcr.data.media.cache import Clip, Modality, write_media_cache
+    from mcr.data.media.cache import Clip, write_audio_visual_cache
 
     splits, categories = index_root(config.root)
     root = Path(config.root)
@@ -185,21 +185,14 @@ def extract(config: AveConfig, out: str | Path, progress: bool = True):
         ]
         for split, segments in splits.items()
     }
-    shapes = config.shapes()
-    return write_media_cache(
+    return write_audio_visual_cache(
         out,
+        config,
         name="ave",
         num_classes=len(categories),
-        modalities={
-            "audio": Modality(shapes["audio"], "float16"),
-            "video": Modality(shapes["video"], "uint8"),
-        },
         splits=clips,
         decoder=partial(_decode, config, bounds),
-        manifest={"dataset": "ave", "root": str(root), "classes": categories},
-        on_corrupt=config.on_corrupt,
-        workers=config.workers,
-        row_group_size=config.row_group_size,
+        manifest={"classes": categories},
         progress=progress,
     )
 

@@ -209,7 +209,7 @@ def decode_clip(config: CremadConfig, clip: Clip) -> tuple[dict[str, np.ndarray]
 
 def extract(config: CremadConfig, out: str | Path, progress: bool = True):
     """Index the root, split it by actor, decode every clip into a media cache at ``out``."""
-    from mcr.data.media.cache import Clip, Modality, write_media_cache
+    from mcr.data.media.cache import Clip, write_audio_visual_cache
 
     clips = index_root(config.root)
     splits = file_folds(clips, config) if config.split_file else actor_folds(clips, config)
@@ -230,28 +230,19 @@ def extract(config: CremadConfig, out: str | Path, progress: bool = True):
         ]
         for s, members in splits.items()
     }
-    shapes = config.shapes()
-    return write_media_cache(
+    return write_audio_visual_cache(
         out,
+        config,
         name="cremad",
         num_classes=len(EMOTIONS),
-        modalities={
-            "audio": Modality(shapes["audio"], "float16"),
-            "video": Modality(shapes["video"], "uint8"),
-        },
         splits=as_clips,
         decoder=partial(decode_clip, config),
         manifest={
-            "dataset": "cremad",
-            "root": str(root),
             "fold": config.fold,
             "split_file": config.split_file,
             "classes": list(EMOTIONS),
             "actors": {s: sorted({c.actor for c in m}) for s, m in splits.items()},
         },
-        on_corrupt=config.on_corrupt,
-        workers=config.workers,
-        row_group_size=config.row_group_size,
         progress=progress,
     )
 

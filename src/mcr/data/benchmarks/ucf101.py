@@ -28,6 +28,7 @@ import numpy as np
 
 from mcr.config import ConfigError, param
 from mcr.data.media.decode import (
+    MediaDecodeError,
     MediaRejected,
     has_audio,
     read_container_audio,
@@ -177,8 +178,6 @@ def carve_validation(
 def probe_audio(path: str) -> bool:
     """Worker side: whether a video has a sound track (undecodable files count as having one:
     decoding them later reports them as corrupt)."""
-    from mcr.data.media.decode import MediaDecodeError
-
     try:
         return has_audio(path)
     except MediaDecodeError:
@@ -203,7 +202,7 @@ def extract(config: Ucf101Config, out: str | Path, progress: bool = True):
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from mcr.data.media.cache import Clip, Modality, write_media_cache
+    from mcr.data.media.cache import Clip, write_audio_visual_cache
 
     lists, classes = index_root(config.root, config.split)
     root = Path(config.root)
@@ -230,28 +229,19 @@ def extract(config: Ucf101Config, out: str | Path, progress: bool = True):
         ]
         for s, vs in splits.items()
     }
-    shapes = config.shapes()
-    return write_media_cache(
+    return write_audio_visual_cache(
         out,
+        config,
         name="ucf101",
         num_classes=len(survivors),
-        modalities={
-            "audio": Modality(shapes["audio"], "float16"),
-            "video": Modality(shapes["video"], "uint8"),
-        },
         splits=clips,
         decoder=partial(decode_video, config),
         manifest={
-            "dataset": "ucf101",
-            "root": str(root),
             "split": config.split,
             "classes": survivors,
             "classes_without_audio": [c for c in classes if c not in survivors],
             "videos_without_audio": [v.relpath for v in silent],
         },
-        on_corrupt=config.on_corrupt,
-        workers=config.workers,
-        row_group_size=config.row_group_size,
         progress=progress,
     )
 

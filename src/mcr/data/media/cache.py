@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -198,3 +198,47 @@ def _row_group(
         flat = np.concatenate([np.asarray(a[m], dtype=spec.dtype).reshape(-1) for _, a in rows])
         columns[m] = pa.FixedSizeListArray.from_arrays(pa.array(flat), math.prod(spec.shape))
     return pa.table(columns, schema=schema)
+
+
+class AudioVisualConfig(Protocol):
+    """What every benchmark extractor's params dataclass has (cremad, ave, ucf101)."""
+
+    root: str
+    on_corrupt: OnCorrupt
+    workers: int
+    row_group_size: int
+
+    def shapes(self) -> dict[str, tuple[int, ...]]: ...
+
+
+def write_audio_visual_cache(
+    out: str | Path,
+    config: AudioVisualConfig,
+    *,
+    name: str,
+    num_classes: int,
+    splits: Mapping[str, Sequence[Clip]],
+    decoder: Decoder,
+    manifest: Mapping[str, Any],
+    progress: bool = True,
+) -> CacheReport:
+    """:func:`write_media_cache` for a benchmark: a float16 ``audio`` spectrogram and uint8
+    ``video`` frames of ``config.shapes()``, the decoding settings from ``config``, and the
+    dataset's name and root at the head of the manifest."""
+    shapes = config.shapes()
+    return write_media_cache(
+        out,
+        name=name,
+        num_classes=num_classes,
+        modalities={
+            "audio": Modality(shapes["audio"], "float16"),
+            "video": Modality(shapes["video"], "uint8"),
+        },
+        splits=splits,
+        decoder=decoder,
+        manifest={"dataset": name, "root": str(Path(config.root)), **manifest},
+        on_corrupt=config.on_corrupt,
+        workers=config.workers,
+        row_group_size=config.row_group_size,
+        progress=progress,
+    )
