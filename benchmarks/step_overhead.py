@@ -92,6 +92,8 @@ def make_case(
     torch.manual_seed(SEED)  # every case starts from the same weights
     config = encoder if isinstance(encoder, ModelConfig) else ModelConfig(encoder=encoder)
     model = MultimodalModel(ModelSpec.create(info, config)).to(device)
+    if device.type == "cuda":  # train_run's default (TrainConfig.channels_last)
+        model = model.to(memory_format=torch.channels_last)
     method = create_method(method_name, method_params, info)
     method.prepare(model, SetupContext(seed=SEED, device=device))
     method.set_train_mode(model)

@@ -11,7 +11,7 @@ import torch
 from mcr.config import ConfigError
 from mcr.evaluation import evaluate_run
 from mcr.methods import METHODS, uses_unimodal_runs
-from mcr.training import fit, load_model, predict, train_run
+from mcr.training import RunConfig, checkpoint, fit, load_model, predict, train_run
 from mcr.training.checkpoint import BEST
 from tests.conftest import tiny_run_config
 
@@ -227,3 +227,22 @@ def test_pipeline_resumes_a_finished_run_only_when_nothing_it_depends_on_changed
     table.write_bytes(table.read_bytes())  # same bytes: still a resume
     train(wider)
     assert last_written() == stamp
+
+
+@pytest.mark.slow
+def test_a_compiled_forward_trains_like_the_eager_one(tiny_synthetic, tmp_path):
+    """``compile: true`` compiles the loop's forward pass (torch.compile runs on CPU too)."""
+    from mcr.config import to_mapping
+
+    base = tiny_run_config(2)
+    common = {**to_mapping(base.common), "compile": True}
+    compiled_config = RunConfig.from_params(
+        {"train": {"common": common, "model": to_mapping(base.model), "methods": {}}}
+    )
+    eager = train_run(tiny_synthetic, "joint", base, 0, tmp_path / "eager")
+    compiled = train_run(tiny_synthetic, "joint", compiled_config, 0, tmp_path / "compiled")
+    for a, b in zip(eager.history, compiled.history, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.05)
+    assert compiled.best_val["accuracy"] > 0.3  # chance is 0.2
+    saved = checkpoint.load(tmp_path / "compiled" / BEST)
+    assert not any("_orig_mod" in key for key in saved["model_state"])  # plain checkpoint keys

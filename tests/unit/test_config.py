@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mcr.config import ConfigError, from_mapping, load_params
@@ -60,3 +62,13 @@ def test_load_params_merges_files_and_reports_bad_yaml(tmp_path) -> None:
         load_params(bad)
     with pytest.raises(ConfigError, match=r"missing.yaml: params file not found"):
         load_params(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("profile", ["cremad", "ave", "ucf101"])
+def test_paper_profiles_give_unimodal_and_joint_runs_their_own_learning_rate(profile) -> None:
+    root = Path(__file__).resolve().parents[2]
+    params = load_params(root / "params/train.yaml", root / f"params/paper/{profile}.yaml")
+    config = RunConfig.from_params(params)
+    lrs = {name: config.for_method(name)[0].lr for name in ("unimodal_audio", "joint", "mcr")}
+    assert lrs == {"unimodal_audio": 1e-3, "joint": 1e-3, "mcr": 1e-4}
+    assert config.for_method("mcr")[0].scheduler == "cosine_restarts"

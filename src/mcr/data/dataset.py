@@ -11,6 +11,7 @@ those declarations when it is built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -34,6 +35,10 @@ class Split:
         groups: optional ``(n,)`` array of group ids (speaker, actor, ...) that never cross splits.
         annotations: optional per-sample string columns carried for analysis only (e.g. which
             modalities carry the label in the synthetic set); never seen by a model.
+        source: the Parquet file of a split left on disk because the dataset exceeds the memory
+            budget (:func:`mcr.data.contract.read_dataset`); its ``inputs`` are then
+            :class:`~mcr.data.contract.columns.ParquetColumn` objects read in slices, and
+            training streams its batches from this file. ``None`` for in-memory splits.
     """
 
     name: str
@@ -42,6 +47,7 @@ class Split:
     sample_ids: np.ndarray
     groups: np.ndarray | None = None
     annotations: dict[str, np.ndarray] = field(default_factory=dict)
+    source: Path | None = None
 
     @classmethod
     def from_arrays(
@@ -68,6 +74,11 @@ class Split:
 
     def to(self, device: torch.device | str) -> Split:
         """A copy whose tensors live on ``device`` (numpy metadata stays on the host)."""
+        if self.source is not None:
+            raise TypeError(
+                f"{self.source}: the {self.name} split is streamed from disk and is not moved "
+                "to a device whole"
+            )
         return Split(
             name=self.name,
             inputs={m: x.to(device) for m, x in self.inputs.items()},

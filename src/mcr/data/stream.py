@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,7 @@ class ParquetStream:
         prefetch: int = 2,
         pin_memory: bool = False,
         drop_last: bool = False,
+        modalities: Sequence[str] | None = None,
     ) -> None:
         import json
 
@@ -68,7 +69,11 @@ class ParquetStream:
         self.path = Path(path)
         self.file = pq.ParquetFile(self.path)
         meta = json.loads(self.file.schema_arrow.metadata[b"mcr"])
-        self.shapes = {m: tuple(s) for m, s in meta["modalities"].items()}
+        shapes = {m: tuple(s) for m, s in meta["modalities"].items()}
+        unknown = sorted(set(modalities or ()) - set(shapes))
+        if unknown:
+            raise ValueError(f"{self.path}: no modality {unknown[0]!r}; it has {sorted(shapes)}")
+        self.shapes = {m: shapes[m] for m in (modalities or shapes)}
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.window, self.prefetch = window, prefetch
         self.pin_memory, self.drop_last = pin_memory, drop_last
@@ -85,16 +90,39 @@ class ParquetStream:
         return [groups[i : i + self.window].tolist() for i in range(0, len(groups), self.window)]
 
     def _read(self, groups: list[int]) -> dict[str, np.ndarray]:
-        """The rows of ``groups``: ids, labels and each modality as ``(n, *shape)`` arrays."""
-        table = self.file.read_row_groups(groups, columns=["sample_id", "label", *self.shapes])
-        columns: dict[str, np.ndarray] = {
-            "sample_id": table.column("sample_id").to_numpy(zero_copy_only=False),
-            "label": table.column("label").to_numpy(),
-        }
-        for m, shape in self.shapes.items():
-            flat = table.column(m).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            columns[m] = flat.reshape(table.num_rows, *shape)
-        return columns
+        """The rows of ``groups``: ids, labels and each modality as ``(n, *shape)`` arrays.
+
+        One row group is decoded at a time into arrays allocated for the whole window: Parquet
+        decodes a list column through per-value level buffers several times the data's size, so
+        decoding the window at once would multiply the loader's memory.
+        """
+        import pyarrow.compute as pc
+
+        sizes = [self.file.metadata.row_group(g).num_rows for g in groups]
+        n = sum(sizes)
+        out: dict[str, np.ndarray] = {}
+        at = 0
+        for group, size in zip(groups, sizes, strict=True):
+            table = self.file.read_row_group(group, columns=["sample_id", "label", *self.shapes])
+            parts = {
+                "sample_id": table.column("sample_id").to_numpy(zero_copy_only=False),
+                "label": table.column("label").to_numpy(),
+            }
+            for m, shape in self.shapes.items():
+                flat = pc.list_flatten(table.column(m)).to_numpy(zero_copy_only=False)
+                parts[m] = flat.reshape(size, *shape)
+            del table
+            for key, part in parts.items():
+                if key not in out:
+                    out[key] = np.empty((n, *part.shape[1:]), part.dtype)
+                out[key][at : at + size] = part
+            at += size
+        return out
+
+    def memory_bound(self) -> int:
+        """Bytes of data the stream holds at most: ``prefetch`` windows queued, one being read,
+        one being served and its carried-over rows (plus one row group's decoding buffers)."""
+        return (self.prefetch + 3) * self.window * row_group_bytes(self.path)
 
     def _read_ahead(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         """The epoch's windows, read ``prefetch`` ahead in a background thread."""
@@ -155,9 +183,14 @@ class ParquetStream:
 
         return StreamBatch(
             inputs={m: tensor(window[m][rows]) for m in self.shapes},
-            labels=tensor(window["label"][rows].astype(np.int64)),
+            labels=tensor(_label_dtype(window["label"][rows])),
             sample_ids=window["sample_id"][rows],
         )
+
+
+def _label_dtype(labels: np.ndarray) -> np.ndarray:
+    """int64 class ids, float32 regression targets: what the in-memory splits hold."""
+    return labels.astype(np.int64 if labels.dtype.kind in "iu" else np.float32)
 
 
 def to_device(batch: StreamBatch, device: torch.device | str) -> StreamBatch:

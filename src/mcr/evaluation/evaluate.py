@@ -75,7 +75,7 @@ def evaluate_split(
             "permuted_accuracy": metrics.accuracy(permuted, labels),
         }
     result["modalities"] = per_modality
-    reference, source = _unimodal_correctness(out, split, labels, reference_models)
+    reference, source = _unimodal_correctness(out, split, labels, reference_models, batch_size)
     if len(model.modalities) > 1 and (reference_models or unimodal_heads_trained):
         result["error_analysis"] = {
             "reference": source,
@@ -86,12 +86,12 @@ def evaluate_split(
     return result
 
 
-def _unimodal_correctness(out, split, labels, reference_models):
+def _unimodal_correctness(out, split, labels, reference_models, batch_size):
     """Correctness of the unimodal predictors: separate unimodal runs if given, else the heads."""
     if reference_models:
         correct = {}
         for m, ref in reference_models.items():
-            ref_out = predict(ref, {m: split.inputs[m]})
+            ref_out = predict(ref, {m: split.inputs[m]}, batch_size)
             correct[m] = ref_out.logits.argmax(-1).to(labels.device) == labels
         return correct, "unimodal_runs"
     return {m: u.argmax(-1) == labels for m, u in out.unimodal_logits.items()}, "unimodal_heads"
@@ -103,8 +103,13 @@ def evaluate_run(
     *,
     reference_runs: Mapping[str, str | Path] | None = None,
     out_path: str | Path | None = None,
+    batch_size: int = 1024,
 ) -> dict[str, Any]:
-    """Evaluate ``run_dir/best.pt`` on val and test; write the JSON to ``out_path`` if given."""
+    """Evaluate ``run_dir/best.pt`` on val and test; write the JSON to ``out_path`` if given.
+
+    ``batch_size`` rows go through the model at a time (memory only: results do not depend on
+    it beyond float rounding).
+    """
     run_dir = Path(run_dir)
     state = checkpoint.load(run_dir / checkpoint.BEST)
     model = load_model(run_dir / checkpoint.BEST)
@@ -128,6 +133,7 @@ def evaluate_run(
             dataset.split(name),
             unimodal_heads_trained=method.trains_unimodal_heads,
             reference_models=references,
+            batch_size=batch_size,
         )
     if out_path is not None:
         with atomic_write(out_path) as fh:

@@ -33,12 +33,18 @@ class EnsembleConfig:
 
 @torch.no_grad()
 def logit_statistics(model: MultimodalModel, inputs: torch.Tensor, batch_size: int):
-    """Mean and standard deviation over all logits of a unimodal model on ``inputs``."""
+    """Mean and standard deviation over all logits of a unimodal model on ``inputs``.
+
+    ``inputs`` may live anywhere (a streamed split's column included): each chunk is moved to
+    the model's device on its own.
+    """
     model.eval()
     (m,) = model.modalities
-    logits = torch.cat(
-        [model({m: inputs[i : i + batch_size]}).logits for i in range(0, len(inputs), batch_size)]
-    )
+    device = next(model.parameters()).device
+    logits = torch.cat([
+        model({m: inputs[i : i + batch_size].to(device)}).logits
+        for i in range(0, len(inputs), batch_size)
+    ])  # fmt: skip
     return logits.mean(), logits.std().clamp_min(1e-12)
 
 
@@ -58,8 +64,9 @@ class EnsembleMethod(Method):
         bias = torch.zeros_like(model.fusion.bias)
         for m in model.modalities:
             source = context.unimodal_models[m]
-            val_inputs = context.val.inputs[m].to(context.device)
-            mu, sigma = logit_statistics(source, val_inputs, self.config.eval_batch_size)
+            mu, sigma = logit_statistics(
+                source, context.val.inputs[m], self.config.eval_batch_size
+            )
             model.fusion.weights[m].weight.copy_(source.fusion.weights[m].weight / sigma)
             bias += (source.fusion.bias - mu) / sigma
         model.fusion.bias.copy_(bias)

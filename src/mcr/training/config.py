@@ -46,5 +46,29 @@ class TrainConfig:
     )
     device: str = param("auto", "auto | cpu | cuda | cuda:N")
     bf16: bool = param(True, "bf16 autocast on CUDA (ignored on CPU)")
+    channels_last: bool = param(
+        True, "CUDA: convolution weights in channels-last memory format (ignored on CPU)"
+    )
+    compile: bool = param(
+        False, "torch.compile the training forward pass (slow first steps; for long GPU runs)"
+    )
+    loader: Literal["auto", "memory", "stream"] = param(
+        "auto",
+        "memory: every split in RAM (exact, fastest) | stream: read the Parquet files row group "
+        "by row group with bounded memory (shuffled within windows of row groups) | auto: "
+        "stream when the dataset's modality data exceed memory_budget_gb",
+    )
+    memory_budget_gb: float = param(
+        4.0, "loader auto: largest dataset (uncompressed modality bytes) held in RAM", gt=0
+    )
+    stream_window: int = param(
+        8, "loader stream: row groups shuffled together (more = a more global shuffle)", ge=1
+    )
+    stream_prefetch: int = param(2, "loader stream: windows read ahead in a thread", ge=0)
     eval_batch_size: int = param(1024, "rows per forward pass at validation", ge=2)
     progress: bool = param(True, "a progress bar per run (stderr)")
+
+    @property
+    def memory_budget(self) -> float:
+        """GiB of dataset :func:`mcr.data.contract.read_dataset` may load: what ``loader`` means."""
+        return {"memory": float("inf"), "stream": 0.0}.get(self.loader, self.memory_budget_gb)

@@ -1,7 +1,8 @@
 """The one training loop. Every method plugs in through the hooks of ``mcr.methods.base.Method``.
 
 Read top to bottom: optimiser (one parameter group per modality) -> (resume) -> per epoch:
-``method.on_epoch_start``, batches drawn from tensors already on the device, learning rates
+``method.on_epoch_start``, batches (:mod:`mcr.training.batches`: tensors already on the device,
+or a stream from disk for datasets beyond the memory budget), learning rates
 (schedule x ``method.lr_multiplier``), forward, ``method.loss``, backward,
 ``method.after_backward``, step (repeated per ``method.substeps_per_batch``) -> validation ->
 ``method.on_epoch_end`` -> best-so-far on *validation* -> checkpoint -> early stop.
@@ -31,10 +32,10 @@ from tqdm.auto import tqdm
 
 from mcr.config import to_mapping
 from mcr.data.dataset import Split
-from mcr.methods.base import Batch, Method
+from mcr.methods.base import Method
 from mcr.models.multimodal import MultimodalModel
-from mcr.runtime import epoch_generator
 from mcr.training import checkpoint
+from mcr.training.batches import training_batches
 from mcr.training.config import TrainConfig
 from mcr.training.inference import predict, validation_metrics
 from mcr.training.state import (
@@ -153,7 +154,11 @@ def fit(
         groups, lr=config.lr, betas=(0.9, 0.999), eps=config.adam_eps,
         weight_decay=config.weight_decay,
     )  # fmt: skip
-    steps_per_epoch = max(1, len(train) // config.batch_size)  # drop_last: no 1-row batches
+    # The loop's own forward pass may be compiled; it shares the model's parameters, so
+    # checkpoints and the methods (which call encoders themselves, eagerly) see one model.
+    forward = torch.compile(model) if config.compile else model
+    batches = training_batches(train, model.modalities, config, seed, device)
+    steps_per_epoch = batches.steps  # drop_last: no 1-row batches
     total_steps = steps_per_epoch * config.epochs
     substeps = max(1, int(method.substeps_per_batch))
     progress = Progress()
@@ -170,8 +175,6 @@ def fit(
     autocast = torch.autocast(
         "cuda", torch.bfloat16, enabled=device.type == "cuda" and config.bf16
     )
-    train_x = {m: train.inputs[m].to(device) for m in model.modalities}
-    train_y = train.labels.to(device)
     bar = tqdm(
         total=epochs, initial=min(progress.next_epoch, epochs), desc=str(out_dir.name),
         disable=not config.progress, unit="epoch", leave=False,
@@ -185,12 +188,9 @@ def fit(
         tic = time.perf_counter()
         method.on_epoch_start(epoch, model)
         method.set_train_mode(model)
-        order = torch.randperm(len(train), generator=epoch_generator(seed, epoch)).to(device)
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
-        for step in range(steps_per_epoch):
-            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-            batch = Batch({m: x[idx] for m, x in train_x.items()}, train_y[idx])
+        for step, batch in enumerate(batches.epoch(epoch)):
             base_lr = set_learning_rates(
                 optimizer, method, config, epoch * steps_per_epoch + step, total_steps
             )
@@ -198,7 +198,7 @@ def fit(
                 if substeps > 1:
                     method.begin_substep(sub)
                 with autocast:
-                    out = model(batch.inputs)
+                    out = forward(batch.inputs)
                     losses = method.loss(model, batch, out)
                 optimizer.zero_grad(set_to_none=True)
                 losses.total.backward()

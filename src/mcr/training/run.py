@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mcr.config import ConfigError, deep_merge, from_mapping, to_mapping
 from mcr.data.dataset import MultimodalDataset
 from mcr.methods import SetupContext, create_method, split_method_name
@@ -80,6 +82,8 @@ def train_run(
         info, config.model, method.modalities(info.modalities), fusion=method.fusion()
     )
     model = MultimodalModel(spec).to(device)
+    if device.type == "cuda" and train_config.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # conv kernels pick NHWC
     unimodal_models = {}
     if method.needs_unimodal_models:
         unimodal_runs = dict(unimodal_runs or {})

@@ -10,10 +10,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from mcr.data.contract.spec import LABEL_TYPES, META_KEY, MODALITY_TYPES, RESERVED, is_string
 
@@ -221,3 +223,50 @@ def check_across(files: list[CheckedFile], errs: list[str]) -> None:
                         f"{a.fname} and {b.fname}: column {col!r} has {common.size} value(s) in "
                         f"both splits: {_ex(common)}; expected none, {rule}"
                     )
+
+
+def check_file_by_row_group(path: Path, errs: list[str]) -> CheckedFile:
+    """:func:`check_table` on a file too large to hold, one row group at a time.
+
+    Each group gets every single-file check; what spans groups (duplicate ids, an empty file) is
+    checked on the small columns kept from all of them. Modality values are dropped after their
+    group is checked, so memory is one row group's. Checking stops at the first group with a
+    violation (the message names it): its problems are usually every group's.
+    """
+    file = pq.ParquetFile(path)
+    total = file.num_row_groups
+    if total == 0:
+        return check_table(path.name, file.schema_arrow.empty_table(), errs)
+    parts: list[CheckedFile] = []
+    for group in range(total):
+        found: list[str] = []
+        part = check_table(path.name, file.read_row_group(group), found)
+        part.flats.clear()
+        parts.append(part)
+        if found:
+            errs.extend(found)
+            errs.append(
+                f"{path.name}: the violations above are in row group {group} of {total} "
+                "(checked one group at a time; later groups were not checked)"
+            )
+            break
+
+    def joined(values: list[np.ndarray | None]) -> np.ndarray | None:
+        return None if any(v is None for v in values) else np.concatenate(values)
+
+    merged = CheckedFile(
+        path.name, parts[0].meta, sum(p.n for p in parts),
+        ids=joined([p.ids for p in parts]),
+        groups=joined([p.groups for p in parts]),
+        labels=joined([p.labels for p in parts]),
+        annotations={k: np.concatenate([p.annotations[k] for p in parts])
+                     for k in parts[0].annotations if all(k in p.annotations for p in parts)},
+    )  # fmt: skip
+    if merged.ids is not None and len(parts) == total:
+        uniq, counts = np.unique(merged.ids.astype(str), return_counts=True)
+        if (dup := uniq[counts > 1]).size:
+            errs.append(
+                f"{path.name}: column 'sample_id' has {dup.size} duplicated value(s) {_ex(dup)}; "
+                "expected unique ids"
+            )
+    return merged
