@@ -58,7 +58,11 @@ run_default() {
   python workflow/tools/smk2dvc.py --prune-lock
   dvc commit --force --quiet
   snakemake --workflow-profile workflow/profiles/default --touch --quiet all
-  echo "==> report: reports/summary.md, reports/results.csv, reports/figures/"
+  # One self-contained HTML file (figures inlined, captions, the DAG's provenance): offline.
+  snakemake --workflow-profile workflow/profiles/default --report reports/report.html "$@" \
+    > logs/report_html.log 2>&1 || echo "warning: the HTML report failed (logs/report_html.log)"
+  echo "==> report: reports/report.html (open in a browser), reports/summary.md,"
+  echo "    reports/results.csv, reports/figures/"
 }
 
 ensure_venv

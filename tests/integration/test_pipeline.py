@@ -162,9 +162,9 @@ def test_rerun_is_a_noop_and_an_mcr_param_reruns_only_mcr(project: Path) -> None
 
 
 def test_snakemake_html_report(project: Path) -> None:
-    done = snakemake("--report", "reports/workflow_report.html", cwd=project)
+    done = snakemake("--report", "reports/report.html", cwd=project)
     assert done.returncode == 0, done.stderr[-3000:]
-    html = (project / "reports/workflow_report.html").read_text(errors="replace")
+    html = (project / "reports/report.html").read_text(errors="replace")
     assert "imbalance_sweep.png" in html and len(html) > 100_000  # figures inlined, offline
 
 

@@ -113,14 +113,10 @@ def build_report(
     summary = mean_std(results, "accuracy")
     datasets = list(dict.fromkeys(results["dataset"]))
     focus = max(sweep_levels, key=sweep_levels.get) if sweep_levels else datasets[-1]
-    modalities = sorted(
-        c[: -len("_in_model_accuracy")] for c in dataset_modality_columns(results, focus)
-    )
-    figures.imbalance_sweep(results, sweep_levels, methods, display, paths.sweep_png)
-    figures.modality_utilisation(
-        results, focus, modalities, methods, display, paths.utilisation_png
-    )
-    figures.error_analysis(results, focus, methods, display, paths.error_analysis_png)
+    panels = [focus] + [d for d in datasets if d not in sweep_levels and d != focus]
+    figures.imbalance_sweep(results, sweep_levels, methods, display, paths.sweep_png, ceilings)
+    figures.modality_utilisation(results, panels, methods, display, paths.utilisation_png)
+    figures.error_analysis(results, panels, methods, display, paths.error_analysis_png)
     seeds = sorted(results["seed"].unique())
     md = [
         "# Results",
@@ -155,7 +151,7 @@ def build_report(
         ),
         "",
     ]
-    for dataset in [focus] + [d for d in datasets if d not in sweep_levels and d != focus]:
+    for dataset in panels:
         md += [f"### {dataset}", "", _format_utilisation(results, dataset, order, display), ""]
     md += [
         "## Figures",
