@@ -94,3 +94,31 @@ def test_bayes_classifier_ignores_a_modality_without_label_signal():
     assert bayes_optimal_accuracy(config) == pytest.approx(
         float((bayes_optimal_predictions(config, test.inputs) == test.labels.numpy()).mean())
     )
+
+
+def test_per_modality_dims_and_uniform_maps_keep_the_bayes_optimum():
+    """FactorCL's construction (A_m with U[0, 1] entries) at the authors' dims (100, 10): the
+    observations change, the latent problem does not, so the ceiling is the documented one."""
+    from mcr.data.synthetic import _draw_maps
+
+    config = SyntheticConfig(
+        u1_to_s_ratio=1.0, num_samples=60_000, split_fractions=(0.1, 0.1, 0.8),
+        observed_dims=(100, 10), projection="uniform",
+    )  # fmt: skip
+    data = generate(config)
+    assert data.info.shapes == {"m1": (100,), "m2": (10,)}
+    assert data.test.inputs["m2"].shape[1] == 10
+    maps = _draw_maps(config, np.random.default_rng(config.seed))
+    assert [a.shape for a in maps] == [(100, 10), (10, 10)]
+    assert all(a.min() >= 0 and a.max() <= 1 for a in maps)
+    predictions = bayes_optimal_predictions(config, data.test.inputs)
+    assert (predictions == data.test.labels.numpy()).mean() == pytest.approx(0.810, abs=0.006)
+
+
+def test_dims_below_the_latent_dim_or_unknown_projections_are_refused():
+    with pytest.raises(ValueError, match="observed dimension 5 < latent_dim=10"):
+        SyntheticConfig(observed_dims=(100, 5))
+    with pytest.raises(ValueError, match="expected 2 values"):
+        SyntheticConfig(observed_dims=(100,))
+    with pytest.raises(ValueError, match="projection='sparse'"):
+        SyntheticConfig(projection="sparse")

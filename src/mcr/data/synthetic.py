@@ -34,6 +34,10 @@ class SyntheticConfig:
     num_classes: int = 5  # paper: 5
     latent_dim: int = 10  # d, must be >= num_classes (label vectors are coordinate axes)
     observed_dim: int = 100  # D per modality
+    observed_dims: tuple[int, ...] = ()  # optional D per modality (overrides observed_dim), e.g.
+    # the authors' (100, 10); each must be >= latent_dim so that A_m stays injective
+    projection: str = "gaussian"  # A_m entries: "gaussian" N(0, 1/d) (ours) or "uniform" U[0, 1]
+    # (FactorCL's fixed random linear maps, the construction the paper cites)
     signal: float = 2.0  # label-vector scale s; 3.0 is near ceiling, 1.5 is hard
     signal_scale: tuple[float, ...] = ()  # optional per-modality multiplier of s (ours; empty
     # = 1 for all): a second imbalance axis, a weak modality whose label signal is fainter
@@ -61,7 +65,24 @@ class SyntheticConfig:
             raise ValueError(
                 f"signal_scale={self.signal_scale}: expected {self.num_modalities} values or none"
             )
+        if self.observed_dims and len(self.observed_dims) != self.num_modalities:
+            raise ValueError(
+                f"observed_dims={self.observed_dims}: expected {self.num_modalities} values or none"
+            )
+        small = [d for d in self.dims if d < self.latent_dim]
+        if small:
+            raise ValueError(
+                f"observed dimension {small[0]} < latent_dim={self.latent_dim}: the map A_m "
+                "would not be injective (and the Bayes classifier not computable)"
+            )
+        if self.projection not in ("gaussian", "uniform"):
+            raise ValueError(f"projection={self.projection!r}: expected 'gaussian' or 'uniform'")
         check_split_fractions(self.split_fractions)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """The observed dimension of each modality."""
+        return tuple(self.observed_dims) or (self.observed_dim,) * self.num_modalities
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -80,14 +101,16 @@ class SyntheticConfig:
 
 def _draw_maps(config: SyntheticConfig, rng: np.random.Generator) -> list[np.ndarray]:
     """The fixed maps ``A_m`` (``D x d``): the first draws of the data seed's generator."""
-    d, big_d = config.latent_dim, config.observed_dim
-    return [rng.standard_normal((big_d, d)) / np.sqrt(d) for _ in config.modalities]
+    d = config.latent_dim
+    if config.projection == "uniform":
+        return [rng.uniform(0.0, 1.0, (big_d, d)) for big_d in config.dims]
+    return [rng.standard_normal((big_d, d)) / np.sqrt(d) for big_d in config.dims]
 
 
 def generate(config: SyntheticConfig) -> MultimodalDataset:
     """Draw the dataset described by ``config`` (deterministic in ``config.seed``)."""
     rng = np.random.default_rng(config.seed)
-    c, d, big_d, n = config.num_classes, config.latent_dim, config.observed_dim, config.num_samples
+    c, d, n = config.num_classes, config.latent_dim, config.num_samples
     maps = _draw_maps(config, rng)
     probs = config.group_probabilities()
     group_names = np.array(list(probs))
@@ -109,7 +132,7 @@ def generate(config: SyntheticConfig) -> MultimodalDataset:
         task="classification",
         num_classes=c,
         modalities=config.modalities,
-        shapes={m: (big_d,) for m in config.modalities},
+        shapes={m: (dim,) for m, dim in zip(config.modalities, config.dims, strict=True)},
     )
     splits = {}
     for split, idx in zip(
