@@ -193,6 +193,20 @@ def load_params(*paths: str | Path) -> dict[str, Any]:
     return merged
 
 
+def dataset_override(overrides: Mapping[str, Any], dataset: str) -> tuple[str | None, Any]:
+    """The entry of ``overrides`` for ``dataset``: its exact name, else the first key that is a
+    shell-style pattern matching it (``synthetic_paper_r*`` covers a whole sweep family).
+    Returns ``(key, value)``, or ``(None, None)`` when nothing matches."""
+    import fnmatch
+
+    if dataset in overrides:
+        return dataset, overrides[dataset]
+    for key, value in overrides.items():
+        if fnmatch.fnmatchcase(dataset, key):
+            return key, value
+    return None, None
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Recursive dict merge; values in ``override`` win, nested mappings are merged."""
     out = dict(base)

@@ -72,3 +72,56 @@ def test_paper_profiles_give_unimodal_and_joint_runs_their_own_learning_rate(pro
     lrs = {name: config.for_method(name)[0].lr for name in ("unimodal_audio", "joint", "mcr")}
     assert lrs == {"unimodal_audio": 1e-3, "joint": 1e-3, "mcr": 1e-4}
     assert config.for_method("mcr")[0].scheduler == "cosine_restarts"
+
+
+def test_dataset_regimes_merge_between_common_and_the_method_by_name_or_pattern() -> None:
+    config = RunConfig.from_params({"train": {
+        "common": {"lr": 0.01, "epochs": 50, "batch_size": 64},
+        "methods": {"mcr": {"num_permutations": 8, "train": {"epochs": 40}}},
+        "datasets": {
+            "paper_r*": {"common": {"epochs": 30, "batch_size": 256},
+                         "methods": {"joint": {"train": {"epochs": 80}},
+                                     "mcr": {"num_permutations": 1024}}},
+            "paper_r4": {"common": {"lr": 0.5}},
+        },
+    }})  # fmt: skip
+    joint = config.for_method("joint", "paper_r2")[0]
+    assert (joint.epochs, joint.batch_size, joint.lr) == (80, 256, 0.01)
+    mcr, block = config.for_method("mcr", "paper_r2")
+    assert mcr.epochs == 40 and mcr.batch_size == 256 and block == {"num_permutations": 1024}
+    assert config.for_method("unimodal_m1", "paper_r0.5")[0].epochs == 30
+    assert config.for_method("unimodal_m1", "paper_r4")[0].lr == 0.5  # the exact name wins
+    assert config.for_method("unimodal_m1", "paper_r4")[0].epochs == 50  # ... and alone
+    other = config.for_method("joint", "synthetic_r4")[0]
+    assert (other.epochs, other.batch_size) == (50, 64)
+    assert config.for_method("mcr")[1] == {"num_permutations": 8}
+    with pytest.raises(ConfigError, match=r"train.datasets.x.model: unknown key"):
+        RunConfig.from_params({"train": {"datasets": {"x": {"model": {}}}}})
+
+
+def test_model_overrides_take_patterns_too() -> None:
+    from mcr.models import ModelConfig
+
+    config = ModelConfig(datasets={"paper_r*": {"encoder": {"name": "mlp", "hidden_dims": [100]}}})
+    assert config.for_dataset("paper_r8").encoder["hidden_dims"] == [100]
+    assert config.for_dataset("other").encoder == {"name": "mlp"}
+
+
+def test_the_paper_regime_is_a_second_sweep_family() -> None:
+    from mcr.workflow.layout import pipeline_datasets, sweep_level
+
+    data = {
+        "synthetic": {"num_samples": 500},
+        "synthetic_paper": {"observed_dims": [100, 10], "projection": "uniform"},
+        "sweep": {"u1_to_s_ratio": [0, 2], "paper_regime": [4, 8]},
+    }
+    sources = pipeline_datasets(data)
+    assert list(sources) == ["synthetic_r0", "synthetic_r2", "synthetic_paper_r4",
+                             "synthetic_paper_r8"]  # fmt: skip
+    paper = sources["synthetic_paper_r4"]
+    assert paper.params == {"observed_dims": [100, 10], "projection": "uniform",
+                            "u1_to_s_ratio": 4.0}  # fmt: skip
+    assert paper.params_key == "data.synthetic_paper" and paper.generator == "synthetic"
+    assert sources["synthetic_r2"].params == {"num_samples": 500, "u1_to_s_ratio": 2.0}
+    assert [sweep_level(n) for n in sources] == [0.0, 2.0, 4.0, 8.0]
+    assert sweep_level("mfeat2") is None

@@ -12,6 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+from mcr.config import dataset_override
 from mcr.tracking import init_store, tracking_uri
 from mcr.workflow.catalog import CATALOG_FILE, StaleCatalogError, load_catalog
 from mcr.workflow.layout import (
@@ -119,14 +120,18 @@ def method_key(method):
     return CATALOG.split(method)[0]
 
 
-def tracked_train_params(method):
-    """The params keys a run of ``method`` reads (seeds excluded: a new seed only adds jobs)."""
+def tracked_train_params(method, dataset):
+    """The params keys a run of ``method`` on ``dataset`` reads (seeds excluded: a new seed only
+    adds jobs). Of ``train.datasets`` only the regime matching the dataset is compared, so
+    editing one regime reruns only its datasets (DVC, keyed by section, reruns them all).
+    """
     key = method_key(method)
     sliced = method_train_params(config["train"], key)
     return {
         "train.common": sliced["common"],
         "train.model": sliced["model"],
         f"train.methods.{key}": sliced["methods"][key],
+        "train.datasets": dataset_override(sliced["datasets"], dataset),
     }
 
 

@@ -44,6 +44,7 @@ rule build_report:
             "report": config["report"],
             "data.sweep": config["data"]["sweep"],
             "data.synthetic": config["data"]["synthetic"],
+            "data.synthetic_paper": config["data"]["synthetic_paper"],
         },
     shell:
         "{PYTHON} workflow/scripts/build_report.py --params params/report.yaml"

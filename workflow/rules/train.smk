@@ -23,7 +23,7 @@ rule train_model:
         gpu=lambda wc: GPU_PER_BENCHMARK_JOB if wc.dataset in BENCHMARK_DATASETS else 0,
     params:
         code_digest=CODE_DIGEST["train_model"],
-        tracked=lambda wc: tracked_train_params(wc.method),
+        tracked=lambda wc: tracked_train_params(wc.method, wc.dataset),
         seeds=" ".join(map(str, SEEDS)),
         modalities=lambda wc: " ".join(MODALITIES[wc.dataset]),
         code_paths=TRAIN_CODE_PATHS,

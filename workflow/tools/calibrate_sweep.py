@@ -10,59 +10,33 @@ joint's and the ensemble's accuracy on each information group (S, U1, U2). Compe
 joint clearly below the ensemble (or the best unimodal run) at high imbalance. The regime is
 chosen on those columns alone; MCR is run only afterwards, by the pipeline.
 
-The preset ``AUTHORS`` follows the authors' synthetic configs (kkontras/Synergy,
-``configs/SyntheticFCL``) where they are known and FactorCL's construction where they are not;
-the keys marked ``ours`` in it are our choices (their data loader is not public).
+The regime is the pipeline's own: the generator block ``data.synthetic_paper`` (the authors'
+settings where known, FactorCL's construction where not; ``ours`` marks our choices) and the
+training regime ``train.datasets."synthetic_paper_r*"`` of params/train.yaml, found through the
+dataset names ``synthetic_paper_r<level>`` exactly as the pipeline finds them. ``--block
+synthetic`` calibrates our converged regime instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 import yaml
 
-from mcr.config import from_mapping
+from mcr.config import from_mapping, load_params
 from mcr.data.synthetic import SyntheticConfig, bayes_optimal_predictions, generate
 from mcr.evaluation import evaluate_run
 from mcr.training import RunConfig, train_run
+from mcr.workflow.layout import SWEEPS
 
-AUTHORS: dict[str, Any] = {
-    "data": {
-        "num_classes": 5,  # paper (their model blocks say 2; the configs disagree)
-        "observed_dims": [100, 10],  # n_features_X1 100, n_features_X2 10
-        "projection": "uniform",  # FactorCL: fixed random linear maps, U[0, 1] entries
-        "latent_dim": 10,  # ours (= the smaller observed dim, so both maps are injective)
-        "signal": 2.0,  # ours (their base_alpha / base_beta are unexplained)
-        "unique_fraction_others": 0.1,  # ours: U2 fixed
-        "num_samples": 3000,  # n_samples 1,000 for training; val and test 1,000 each (ours)
-        "split_fractions": [1 / 3, 1 / 3, 1 / 3],
-        "seed": 0,  # ours: the data seed
-    },
-    "train": {
-        "common": {
-            "epochs": 30,  # 30 epochs (80 for joint training, below)
-            "batch_size": 256,
-            "lr": 1e-4,
-            "weight_decay": 1e-4,
-            "scheduler": "none",  # a 780-step warm-up longer than the run: constant LR
-            "patience": 0,  # ours: no early stop inside so short a run
-            "device": "cpu",
-            "progress": False,
-        },
-        "model": {  # SyntheticGaussianNet_Enc: hidden size 100, dropout 0.1, linear late fusion
-            "encoder": {"name": "mlp", "hidden_dims": [100], "latent_dim": 100, "dropout": 0.1}
-        },
-        "methods": {"joint": {"train": {"epochs": 80}}},
-    },
-    "seeds": [109, 19, 337],  # their scripts' seeds
-    "levels": [0, 0.5, 1, 2, 4, 8],  # ours: >= 6 levels of U1/S
-}
+#: Levels used when ``data.sweep.paper_regime`` is empty (ours: >= 6 levels of U1/S).
+LEVELS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def set_dotted(tree: dict[str, Any], assignment: str) -> None:
@@ -74,10 +48,13 @@ def set_dotted(tree: dict[str, Any], assignment: str) -> None:
     tree[leaf] = yaml.safe_load(value)
 
 
-def level_runs(data_params: dict[str, Any], config: RunConfig, seed: int, tmp: str) -> dict:
+def level_runs(
+    data_params: dict[str, Any], dataset_name: str, config: RunConfig, seed: int, tmp: str
+) -> dict:
     """Test accuracy (overall and per group) of the unimodal runs, joint and the ensemble."""
     generator = from_mapping(SyntheticConfig, data_params, "data")
     dataset = generate(generator)
+    dataset = replace(dataset, info=replace(dataset.info, name=dataset_name))  # the regime
     groups = dataset.test.annotations["info_group"]
     labels = dataset.test.labels.numpy()
     bayes = bayes_optimal_predictions(generator, dataset.test.inputs) == labels
@@ -92,10 +69,13 @@ def level_runs(data_params: dict[str, Any], config: RunConfig, seed: int, tmp: s
         test = evaluate_run(folder, dataset)["test"]
         out[name] = {"all": test["accuracy"]}
         out[name].update(
-            {g: test["annotations"]["info_group"][g]["accuracy"] for g in ("S", "U1", "U2")}
+            {
+                g: test["annotations"]["info_group"].get(g, {}).get("accuracy", np.nan)
+                for g in ("S", "U1", "U2")
+            }  # U1 is empty at U1/S = 0
         )
     for g in ("S", "U1", "U2"):
-        out["bayes"][g] = bayes[groups == g].mean()
+        out["bayes"][g] = bayes[groups == g].mean() if (groups == g).any() else np.nan
     return out
 
 
@@ -109,25 +89,34 @@ def main() -> None:
                         help="generator override, e.g. signal=2.5")  # fmt: skip
     parser.add_argument("--train", action="append", default=[], metavar="DOTTED.KEY=VALUE",
                         help="train override, e.g. common.lr=1e-3")  # fmt: skip
+    parser.add_argument(
+        "--block", default="synthetic_paper", choices=["synthetic_paper", "synthetic"]
+    )
     parser.add_argument("--levels", type=float, nargs="+")
     parser.add_argument("--seeds", type=int, nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    preset = copy.deepcopy(AUTHORS)
+    params = load_params("params/data.yaml", "params/train.yaml")
+    data, train = params["data"][args.block], params["train"]
+    train["common"].update(progress=False, device="cpu")
     for item in args.data:
-        set_dotted(preset["data"], item)
+        set_dotted(data, item)
     for item in args.train:
-        set_dotted(preset["train"], item)
-    levels, seeds = args.levels or preset["levels"], args.seeds or preset["seeds"]
-    config = RunConfig.from_params({"train": preset["train"]})
-    print(f"data {preset['data']}\ntrain {preset['train']}\nseeds {seeds}\n")
+        set_dotted(train, item)
+    sweep_key = {"synthetic_paper": "paper_regime", "synthetic": "u1_to_s_ratio"}[args.block]
+    levels = args.levels or params["data"]["sweep"].get(sweep_key) or LEVELS
+    seeds = args.seeds or train["seeds"]
+    prefix = SWEEPS[sweep_key][0]
+    config = RunConfig.from_params({"train": train})
+    print(f"data.{args.block} {data}\ntrain overrides {args.train}\nseeds {seeds}\n")
     print("| U1/S | Joint | Ensemble | best unimodal | Bayes | Joint S / U1 / U2 "
           "| Ensemble S / U1 / U2 | Joint − Ensemble |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     tic = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for level in levels:
-            runs = [level_runs({**preset["data"], "u1_to_s_ratio": level}, config, s, tmp)
+            name = f"{prefix}{level:g}"
+            runs = [level_runs({**data, "u1_to_s_ratio": level}, name, config, s, tmp)
                     for s in seeds]  # fmt: skip
 
             def values(name: str, group: str = "all", runs: list = runs) -> list[float]:
@@ -137,9 +126,8 @@ def main() -> None:
             gap = [j - e for j, e in zip(values("joint"), values("ensemble"), strict=True)]
 
             def groups(name: str) -> str:
-                return " / ".join(
-                    f"{100 * np.mean(values(name, g)):.1f}" for g in ("S", "U1", "U2")
-                )
+                means = [np.mean(values(name, g)) for g in ("S", "U1", "U2")]
+                return " / ".join("–" if np.isnan(v) else f"{100 * v:.1f}" for v in means)
 
             print(f"| {level:g} | {cell(values('joint'))} | {cell(values('ensemble'))} | "
                   f"{cell(values(best_uni))} ({best_uni[-2:]}) | {cell(values('bayes'))} | "

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mcr.config import ConfigError
+from mcr.config import ConfigError, dataset_override
 from mcr.data.dataset import DatasetInfo
 from mcr.models.encoders import EncoderSpec, build_encoder, parse_encoder_spec
 from mcr.models.fusion import build_fusion, parse_fusion_spec
@@ -45,8 +45,9 @@ class ModelConfig:
                 parse_encoder_spec(spec, f"model.datasets.{name}.encoders.{m}")
 
     def for_dataset(self, name: str) -> ModelConfig:
-        """This config with ``datasets.<name>`` applied (its encoders replace the defaults)."""
-        override = self.datasets.get(name) or {}
+        """This config with ``datasets.<name>`` applied (its encoders replace the defaults); a
+        key may be a pattern such as ``synthetic_paper_r*`` (exact names win)."""
+        override = dataset_override(self.datasets, name)[1] or {}
         return ModelConfig(
             encoder=override.get("encoder") or self.encoder,
             encoders={**self.encoders, **(override.get("encoders") or {})},

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from mcr.config import ConfigError, deep_merge, from_mapping, to_mapping
+from mcr.config import ConfigError, dataset_override, deep_merge, from_mapping, to_mapping
 from mcr.data.dataset import MultimodalDataset
 from mcr.methods import SetupContext, create_method, split_method_name
 from mcr.models.multimodal import ModelConfig, ModelSpec, MultimodalModel
@@ -30,18 +30,41 @@ class RunConfig:
     common: TrainConfig = field(default_factory=TrainConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: dataset name or pattern -> {common: TrainConfig overrides, methods: method blocks}: a
+    #: regime's own budget (e.g. the authors' synthetic runs: batch 256, 30 epochs)
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, block in self.datasets.items():
+            unknown = sorted(set(block or {}) - {"common", "methods"})
+            if unknown:
+                raise ConfigError(
+                    f"train.datasets.{key}.{unknown[0]}: unknown key (expected common, methods)"
+                )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> RunConfig:
         return from_mapping(cls, params.get("train"), "train")
 
-    def for_method(self, name: str) -> tuple[TrainConfig, dict[str, Any]]:
-        """The method's params block and the train settings with its ``train:`` overrides."""
+    def for_method(
+        self, name: str, dataset: str | None = None
+    ) -> tuple[TrainConfig, dict[str, Any]]:
+        """The method's params block and its train settings on ``dataset``.
+
+        Later wins: ``common`` < ``datasets.<d>.common`` < ``methods.<m>`` (its ``train:``
+        block for the settings) < ``datasets.<d>.methods.<m>``.
+        """
         key, _ = split_method_name(name)
-        block = dict(self.methods.get(key) or {})
+        where, regime = dataset_override(self.datasets, dataset) if dataset else (None, None)
+        regime = regime or {}
+        block = deep_merge(
+            self.methods.get(key) or {}, (regime.get("methods") or {}).get(key) or {}
+        )
         overrides = block.pop("train", None) or {}
-        merged = deep_merge(to_mapping(self.common), overrides)
-        return from_mapping(TrainConfig, merged, f"train.methods.{key}.train"), block
+        common = deep_merge(to_mapping(self.common), regime.get("common") or {})
+        merged = deep_merge(common, overrides)
+        source = f"train.datasets.{where}" if where else f"train.methods.{key}.train"
+        return from_mapping(TrainConfig, merged, source), block
 
 
 def train_run(
@@ -70,7 +93,7 @@ def train_run(
             of resuming a finished run. The model architecture is always part of them.
     """
     info = dataset.info
-    train_config, method_params = config.for_method(method_name)
+    train_config, method_params = config.for_method(method_name, info.name)
     if progress is not None:
         train_config = from_mapping(
             TrainConfig, {**to_mapping(train_config), "progress": progress}

@@ -32,6 +32,13 @@ if TYPE_CHECKING:  # the jobs import this module; only the DAG reads the catalog
     from mcr.workflow.catalog import MethodCatalog
 
 SWEEP_PREFIX = "synthetic_r"
+#: The sweep families: ``data.sweep`` key listing the levels -> (dataset name prefix, the
+#: ``data`` block of the generator's params). ``synthetic`` is our converged regime,
+#: ``synthetic_paper`` the authors' budget regime (a complete block of its own).
+SWEEPS = {
+    "u1_to_s_ratio": (SWEEP_PREFIX, "synthetic"),
+    "paper_regime": ("synthetic_paper_r", "synthetic_paper"),
+}
 
 
 @dataclass(frozen=True)
@@ -72,12 +79,13 @@ def raw_sources(data: Mapping[str, Any]) -> dict[str, RawSource]:
 
 def pipeline_datasets(data: Mapping[str, Any]) -> dict[str, DatasetSource]:
     """All datasets of the pipeline, by name, from the ``data`` params section."""
-    base = dict(data.get("synthetic") or {})
     sources: dict[str, DatasetSource] = {}
-    for level in (data.get("sweep") or {}).get("u1_to_s_ratio", []):
-        name = f"{SWEEP_PREFIX}{float(level):g}"
-        params = {**base, "u1_to_s_ratio": float(level)}
-        sources[name] = DatasetSource(name, "synthetic", params, params_key="data.synthetic")
+    for sweep_key, (prefix, block) in SWEEPS.items():
+        base = dict(data.get(block) or {})
+        for level in (data.get("sweep") or {}).get(sweep_key) or []:
+            name = f"{prefix}{float(level):g}"
+            params = {**base, "u1_to_s_ratio": float(level)}
+            sources[name] = DatasetSource(name, "synthetic", params, params_key=f"data.{block}")
     raw = raw_sources(data)
     for name, block in (data.get("real") or {}).items():
         where = f"data.real.{name}"
@@ -139,12 +147,13 @@ def skipped_benchmarks(data: Mapping[str, Any]) -> list[str]:
 
 
 def sweep_level(dataset: str) -> float | None:
-    """The U1/S level of a sweep dataset name, else None."""
-    if dataset.startswith(SWEEP_PREFIX):
-        try:
-            return float(dataset[len(SWEEP_PREFIX) :])
-        except ValueError:
-            return None
+    """The U1/S level of a sweep dataset name (any family), else None."""
+    for prefix, _ in SWEEPS.values():
+        if dataset.startswith(prefix):
+            try:
+                return float(dataset[len(prefix) :])
+            except ValueError:
+                return None
     return None
 
 
@@ -203,4 +212,5 @@ def method_train_params(train: Mapping[str, Any], method_key: str) -> dict[str, 
         "common": train.get("common") or {},
         "model": train.get("model") or {},
         "methods": {method_key: (train.get("methods") or {}).get(method_key) or {}},
+        "datasets": train.get("datasets") or {},  # per-dataset regimes (names or patterns)
     }

@@ -63,7 +63,7 @@ def train_model(
     resumes (a finished one costs nothing: adding a seed reruns the job, not the old seeds);
     anything else restarts it."""
     config = RunConfig.from_params({"train": train_params})
-    budget = config.for_method(method)[0].memory_budget
+    budget = config.for_method(method, dataset)[0].memory_budget
     data = read_dataset(dataset_folder, name=dataset, memory_budget_gb=budget)
     inputs = [Path(dataset_folder) / f"{split}.parquet" for split in ("train", "val")]
     inputs += [Path(r) / "best.pt" for r in unimodal_runs.values()]
