@@ -135,8 +135,10 @@ def build_report(
         "",
         (
             "The paper's claims, recomputed from `reports/results.csv` on every run: MCR's rank, "
-            "MCR against Ensemble and against the best other method, and whether MCR's fused "
-            "model uses the weak modality (lowest unimodal accuracy) more than joint training. "
+            "MCR against Ensemble and against the best other (non-MCR) method, whether MCR's "
+            "fused model uses the weak modality (lowest unimodal accuracy) more than joint "
+            "training, and MCR as the paper ran it (from the unimodal runs) against Uni-Pre "
+            "Finetuned, the same initialisation without the regulariser. "
             "Differences in accuracy points; p-values paired over seeds."
         ),
         "",
