@@ -40,6 +40,7 @@ from mcr.methods.unimodal_init import load_unimodal_weights
 from mcr.models.multimodal import MultimodalModel
 from mcr.models.outputs import ModelOutput
 
+INIT_HELP = "encoders start from the unimodal runs of the same seed"
 Perturbation = Literal["permute", "noise_latent", "zero_latent", "noise_input", "zero_input"]
 
 
@@ -121,11 +122,7 @@ class MCRConfig:
         " for comparison only -- the paper avoids it)",
         source="paper (off)",
     )
-    init_from_unimodal: bool = param(
-        False,
-        "encoders start from the unimodal runs of the same seed",
-        source="MCR code --pre (off)",
-    )
+    init_from_unimodal: bool = param(False, INIT_HELP, source="MCR code --pre (off)")
 
 
 @METHODS.register("mcr")
@@ -280,11 +277,7 @@ class MCRPreConfig(MCRConfig):
     initialisation, no regulariser), not MCR against joint training.
     """
 
-    init_from_unimodal: bool = param(
-        True,
-        "encoders start from the unimodal runs of the same seed",
-        source="paper: main results with --pre",
-    )
+    init_from_unimodal: bool = param(True, INIT_HELP, source="paper: main results with --pre")
 
 
 @METHODS.register("mcr_pre")
