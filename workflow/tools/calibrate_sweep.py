@@ -1,7 +1,8 @@
 """Calibrate a synthetic regime on joint training vs the ensemble only, never on MCR.
 
     python workflow/tools/calibrate_sweep.py                       # the authors' regime
-    python workflow/tools/calibrate_sweep.py --train common.lr=1e-3 --data signal=2.5
+    python workflow/tools/calibrate_sweep.py --train 'datasets.synthetic_paper_r*.common.lr=1e-3'
+    python workflow/tools/calibrate_sweep.py --data signal=2.5 --levels 0 4 --seeds 0
 
 For every U1/S level and seed this trains the two unimodal runs, joint training and the ensemble
 of the unimodal runs, and prints per level (mean ± std over seeds, test accuracy in %): joint,
@@ -88,7 +89,8 @@ def main() -> None:
     parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
                         help="generator override, e.g. signal=2.5")  # fmt: skip
     parser.add_argument("--train", action="append", default=[], metavar="DOTTED.KEY=VALUE",
-                        help="train override, e.g. common.lr=1e-3")  # fmt: skip
+                        help="train override, e.g. 'datasets.synthetic_paper_r*.common.lr=1e-3' "
+                             "(the regime's keys win over train.common)")  # fmt: skip
     parser.add_argument(
         "--block", default="synthetic_paper", choices=["synthetic_paper", "synthetic"]
     )
