@@ -26,15 +26,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from mcr.data.dataset import DatasetInfo
@@ -42,6 +39,7 @@ from mcr.data.stream import ParquetStream, StreamBatch, to_device
 from mcr.methods import Batch
 from mcr.models import ModelConfig
 from mcr.runtime import resolve_device
+from media_cache import write_media_cache
 from step_overhead import make_case, median_iqr, synchronize, train_step
 
 ROW_GROUP = 32
@@ -53,32 +51,6 @@ def shapes(device: torch.device) -> tuple[dict[str, tuple[int, ...]], int, int]:
     if device.type == "cuda":
         return {"audio": (257, 188), "video": (3, 3, 224, 224)}, 224, 32
     return {"audio": (129, 94), "video": (3, 3, 64, 64)}, 64, 8
-
-
-def write_cache(path: Path, info: DatasetInfo, rows: int) -> None:
-    """A media cache of random rows in the extractors' format (contract metadata included)."""
-    meta = {"name": info.name, "task": info.task, "num_classes": info.num_classes,
-            "modalities": {m: list(s) for m, s in info.shapes.items()}}  # fmt: skip
-    types = {"audio": pa.float16(), "video": pa.uint8()}
-    schema = pa.schema(
-        [("sample_id", pa.string()), ("label", pa.int64())]
-        + [(m, pa.list_(types[m], int(np.prod(info.shapes[m])))) for m in info.modalities],
-        metadata={b"mcr": json.dumps(meta).encode()},
-    )
-    rng = np.random.default_rng(0)
-    with pq.ParquetWriter(path, schema) as writer:
-        for start in range(0, rows, ROW_GROUP):
-            n = min(ROW_GROUP, rows - start)
-            columns = {
-                "sample_id": pa.array([f"s{i}" for i in range(start, start + n)]),
-                "label": pa.array(rng.integers(0, info.num_classes, n), pa.int64()),
-                "audio": rng.standard_normal((n, *info.shapes["audio"])).astype(np.float16),
-                "video": rng.integers(0, 256, (n, *info.shapes["video"]), dtype=np.uint8),
-            }
-            for m in info.modalities:
-                flat = columns[m].reshape(-1)
-                columns[m] = pa.FixedSizeListArray.from_arrays(pa.array(flat), flat.size // n)
-            writer.write_table(pa.table(columns, schema=schema))
 
 
 def endless(stream: ParquetStream) -> Iterator[StreamBatch]:
@@ -108,7 +80,8 @@ def main() -> None:
     }
     tmp = tempfile.TemporaryDirectory()
     cache = Path(tmp.name) / "train.parquet"
-    write_cache(cache, info, rows=16 * ROW_GROUP)
+    write_media_cache(cache, info.shapes, info.num_classes, 16 * ROW_GROUP, row_group=ROW_GROUP,
+                      name=info.name)  # fmt: skip
     stream = ParquetStream(cache, batch_size, seed=1, window=8, prefetch=2, drop_last=True,
                            pin_memory=device.type == "cuda")  # fmt: skip
     batches = endless(stream)

@@ -30,9 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+from media_cache import write_media_cache
 
 SHAPES = {"video": (3, 3, 64, 64), "audio": (129, 94)}
 #: Rows per evaluation chunk: below the smallest cache's validation split (100 rows), so both
@@ -45,30 +43,8 @@ def write_contract(folder: Path, rows: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     bounds = [0, int(0.8 * rows), int(0.9 * rows), rows]
     for split, start, stop in zip(("train", "val", "test"), bounds, bounds[1:], strict=False):
-        write_cache(folder / f"{split}.parquet", stop - start, first=start)
-
-
-def write_cache(path: Path, rows: int, first: int = 0) -> None:
-    meta = {"name": "bench", "task": "classification", "num_classes": 6,
-            "modalities": {m: list(s) for m, s in SHAPES.items()}}  # fmt: skip
-    schema = pa.schema(
-        [("sample_id", pa.string()), ("label", pa.int64()),
-         ("video", pa.list_(pa.uint8(), int(np.prod(SHAPES["video"])))),
-         ("audio", pa.list_(pa.float16(), int(np.prod(SHAPES["audio"]))))],
-        metadata={b"mcr": json.dumps(meta).encode()},
-    )  # fmt: skip
-    rng = np.random.default_rng(0)
-    with pq.ParquetWriter(path, schema) as writer:
-        for start in range(0, rows, 64):
-            n = min(64, rows - start)
-            video = rng.integers(0, 256, (n, *SHAPES["video"]), dtype=np.uint8).reshape(-1)
-            audio = rng.standard_normal((n, *SHAPES["audio"])).astype(np.float16).reshape(-1)
-            writer.write_table(pa.table({
-                "sample_id": pa.array([f"s{first + i}" for i in range(start, start + n)]),
-                "label": pa.array(rng.integers(0, 6, n), pa.int64()),
-                "video": pa.FixedSizeListArray.from_arrays(pa.array(video), video.size // n),
-                "audio": pa.FixedSizeListArray.from_arrays(pa.array(audio), audio.size // n),
-            }, schema=schema))  # fmt: skip
+        write_media_cache(folder / f"{split}.parquet", SHAPES, 6, stop - start, row_group=64,
+                          first=start)  # fmt: skip
 
 
 def measure(path: str, mode: str) -> None:
