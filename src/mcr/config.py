@@ -207,6 +207,16 @@ def dataset_override(overrides: Mapping[str, Any], dataset: str) -> tuple[str | 
     return None, None
 
 
+def set_dotted(tree: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=VALUE`` (VALUE parsed as YAML) to a nested dict, creating levels as needed:
+    the ``--train``/``--data`` overrides of the calibration tools."""
+    key, _, value = assignment.partition("=")
+    *parents, leaf = key.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = yaml.safe_load(value)
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Recursive dict merge; values in ``override`` win, nested mappings are merged."""
     out = dict(base)

@@ -17,9 +17,8 @@ import time
 from dataclasses import replace
 
 import torch
-import yaml
 
-from mcr.config import load_params
+from mcr.config import load_params, set_dotted
 from mcr.evaluation import evaluate_run
 from mcr.features import load_dataset
 from mcr.training import RunConfig, train_run
@@ -39,19 +38,13 @@ def main() -> None:
     if args.dataset not in real:
         parser.error(f"data.real has no {args.dataset!r} (have: {', '.join(real)})")
     for item in args.set:
-        key, _, value = item.partition("=")
-        real[args.dataset][key] = yaml.safe_load(value)
+        set_dotted(real[args.dataset], item)
     source = pipeline_datasets(params["data"])[args.dataset]
     dataset = load_dataset(source.generator, {source.generator: source.params})
     dataset = replace(dataset, info=replace(dataset.info, name=args.dataset))
     train = params["train"]
     for item in args.train:
-        key, _, value = item.partition("=")
-        *parents, leaf = key.split(".")
-        node = train
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+        set_dotted(train, item)
     train["common"].update(epochs=args.epochs, progress=False, device="cpu")
     config = RunConfig.from_params({"train": {**train, "methods": {}}})
     names = [f"unimodal_{m}" for m in dataset.info.modalities] + ["joint"]

@@ -28,9 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from mcr.config import from_mapping, load_params
+from mcr.config import from_mapping, load_params, set_dotted
 from mcr.data.synthetic import SyntheticConfig, bayes_optimal_predictions, generate
 from mcr.evaluation import evaluate_run
 from mcr.training import RunConfig, train_run
@@ -38,15 +37,6 @@ from mcr.workflow.layout import SWEEPS
 
 #: Levels used when ``data.sweep.paper_regime`` is empty (ours: >= 6 levels of U1/S).
 LEVELS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
-
-
-def set_dotted(tree: dict[str, Any], assignment: str) -> None:
-    """``a.b.c=VALUE`` (VALUE as YAML) into a nested dict."""
-    key, _, value = assignment.partition("=")
-    *parents, leaf = key.split(".")
-    for part in parents:
-        tree = tree.setdefault(part, {})
-    tree[leaf] = yaml.safe_load(value)
 
 
 def level_runs(
