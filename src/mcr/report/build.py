@@ -12,7 +12,7 @@ import pandas as pd
 
 from mcr.report import figures
 from mcr.report.claims import check_claims, claims_markdown
-from mcr.report.tables import mean_std, results_table, table1_markdown
+from mcr.report.tables import columns_with_values, mean_std, results_table, table1_markdown
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,9 @@ def ceiling_notes(
     ]
 
 
-def dataset_modality_columns(results: pd.DataFrame, dataset: str) -> list[str]:
-    """The ``<modality>_in_model_accuracy`` columns holding values for ``dataset``."""
-    part = results[results["dataset"] == dataset]
-    return [c for c in part.columns if c.endswith("_in_model_accuracy") and part[c].notna().any()]
-
-
 def _format_utilisation(results: pd.DataFrame, dataset: str, order: list[str], display) -> str:
     part = results[(results["split"] == "test") & (results["dataset"] == dataset)]
-    columns = dataset_modality_columns(results, dataset)
+    columns = columns_with_values(part, "", "_in_model_accuracy")
     if part.empty or not columns:
         return ""
     stats = part.groupby("method")[columns].mean() * 100

@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from mcr.report.tables import columns_with_values
+
 #: What one panel of a figure shows: its title, legend entries and x tick labels.
 Panel = dict[str, list[str] | str]
 
@@ -148,15 +150,6 @@ def imbalance_sweep(
     return _save(fig, path)
 
 
-def _columns(part: pd.DataFrame, prefix: str, suffix: str) -> list[str]:
-    """Columns ``<prefix><name><suffix>`` that hold a value for these rows."""
-    return [
-        c
-        for c in part.columns
-        if c.startswith(prefix) and c.endswith(suffix) and part[c].notna().any()
-    ]
-
-
 def _grouped_bars(
     ax: plt.Axes,
     part: pd.DataFrame,
@@ -200,7 +193,7 @@ def modality_utilisation(
     fig, axes = _panels(datasets)
     for ax, dataset in zip(axes, datasets, strict=True):
         part = test[test["dataset"] == dataset]
-        columns = _columns(part, "", "_in_model_accuracy")
+        columns = columns_with_values(part, "", "_in_model_accuracy")
         shown = [m for m in methods if (part["method"] == m).any()]
         names = [c[: -len("_in_model_accuracy")] for c in columns]
         _grouped_bars(ax, part, shown, columns, [f"modality {n}" for n in names], display)
@@ -220,7 +213,9 @@ def error_analysis(
     per dataset, only that dataset's groups."""
     test = results[results["split"] == "test"]
     datasets = [
-        d for d in datasets if _columns(test[test["dataset"] == d], "ea_", "_fused_accuracy")
+        d
+        for d in datasets
+        if columns_with_values(test[test["dataset"] == d], "ea_", "_fused_accuracy")
     ]
     if not datasets:
         return _message("No error analysis in this run (it needs the unimodal runs)", path)
@@ -230,7 +225,7 @@ def error_analysis(
         groups = sorted(  # every unimodal run right first, none right last
             (
                 c[len("ea_") : -len("_fused_accuracy")]
-                for c in _columns(part, "ea_", "_fused_accuracy")
+                for c in columns_with_values(part, "ea_", "_fused_accuracy")
             ),
             key=lambda g: (0 if g == "none" else -len(g.split("+")), g),
         )

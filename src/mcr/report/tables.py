@@ -117,3 +117,13 @@ def table1_markdown(
         cells = [f"*{100 * ceilings[d]:.1f}*" if d in ceilings else "–" for d in datasets]
         lines.append("| *Bayes optimum (known generator)* | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def columns_with_values(part: pd.DataFrame, prefix: str, suffix: str) -> list[str]:
+    """Columns ``<prefix><name><suffix>`` that hold a value for these rows: a dataset's own
+    modalities or error-analysis groups in the wide results table."""
+    return [
+        c
+        for c in part.columns
+        if c.startswith(prefix) and c.endswith(suffix) and part[c].notna().any()
+    ]
