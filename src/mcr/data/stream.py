@@ -96,7 +96,7 @@ class ParquetStream:
         decodes a list column through per-value level buffers several times the data's size, so
         decoding the window at once would multiply the loader's memory.
         """
-        import pyarrow.compute as pc
+        from mcr.data.contract.columns import modality_rows
 
         sizes = [self.file.metadata.row_group(g).num_rows for g in groups]
         n = sum(sizes)
@@ -109,8 +109,7 @@ class ParquetStream:
                 "label": table.column("label").to_numpy(),
             }
             for m, shape in self.shapes.items():
-                flat = pc.list_flatten(table.column(m)).to_numpy(zero_copy_only=False)
-                parts[m] = flat.reshape(size, *shape)
+                parts[m] = modality_rows(table, m, shape)
             del table
             for key, part in parts.items():
                 if key not in out:

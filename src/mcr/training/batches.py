@@ -27,13 +27,13 @@ from mcr.training.config import TrainConfig
 
 class InMemoryBatches:
     def __init__(
-        self, split: Split, modalities: Sequence[str], batch_size: int, seed: int,
+        self, split: Split, modalities: Sequence[str], config: TrainConfig, seed: int,
         device: torch.device,
     ) -> None:  # fmt: skip
         self.x = {m: split.inputs[m].to(device) for m in modalities}
         self.y = split.labels.to(device)
-        self.batch_size, self.seed, self.device = batch_size, seed, device
-        self.steps = max(1, len(split) // batch_size)
+        self.batch_size, self.seed, self.device = config.batch_size, seed, device
+        self.steps = max(1, len(split) // config.batch_size)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         order = torch.randperm(len(self.y), generator=epoch_generator(self.seed, epoch))
@@ -72,6 +72,5 @@ def training_batches(
     split: Split, modalities: Sequence[str], config: TrainConfig, seed: int, device: torch.device
 ) -> InMemoryBatches | StreamedBatches:
     """The batch source for ``split``: streamed when it was left on disk, else in memory."""
-    if split.source is not None:
-        return StreamedBatches(split, modalities, config, seed, device)
-    return InMemoryBatches(split, modalities, config.batch_size, seed, device)
+    source = StreamedBatches if split.source is not None else InMemoryBatches
+    return source(split, modalities, config, seed, device)

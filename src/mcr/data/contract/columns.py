@@ -15,11 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
     import torch
+
+
+def modality_rows(table: pa.Table, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Modality column ``name`` of a decoded table as ``(rows, *shape)`` (fixed-size or plain
+    lists alike): how a streamed read turns Arrow data into arrays."""
+    flat = pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False)
+    return flat.reshape(-1, *shape)
 
 
 class ParquetColumn:
@@ -48,8 +56,7 @@ class ParquetColumn:
         out = np.empty((stop - start, *self.row_shape), self._dtype())
         for group in range(first, last):
             table = self._file.read_row_group(group, columns=[self.name])
-            rows = pc.list_flatten(table.column(self.name)).to_numpy(zero_copy_only=False)
-            rows = rows.reshape(-1, *self.row_shape)
+            rows = modality_rows(table, self.name, self.row_shape)
             g0 = self._starts[group]
             lo, hi = max(start, g0), min(stop, g0 + len(rows))
             out[lo - start : hi - start] = rows[lo - g0 : hi - g0]
