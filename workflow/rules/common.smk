@@ -4,6 +4,7 @@
 # method catalog (workflow/schemas/methods.schema.json); only the jobs import torch.
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,11 @@ RUN_NAMES = {
     for name, source in DATASETS.items()
 }
 SEEDS = list(config["train"]["seeds"])
+# The synthetic sweeps' runs are tiny (about a second a seed) while a job's start-up -- Python,
+# torch, its compiler stack -- costs about 3.5 s: each sweep dataset trains its whole run list in
+# one job (rule train_sweep), the other datasets one job per method (rule train_model).
+SWEEP_DATASETS = [n for n, s in DATASETS.items() if s.generator == "synthetic"]
+OTHER_DATASETS = [n for n in DATASETS if n not in SWEEP_DATASETS]
 RAW_SOURCES = raw_sources(config["data"])
 RAW = "data/raw/{source}"
 FEATURES = "data/features/{dataset}"
@@ -98,6 +104,25 @@ def run_methods(dataset):
     """Registry names of every run on ``dataset`` (``unimodal`` becomes one per modality;
     methods that do not apply to the dataset are left out)."""
     return RUN_NAMES[dataset]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (one that matches none if empty)."""
+    return "|".join(re.escape(n) for n in names) or "no-such-name"
+
+
+def sweep_rule_name(dataset):
+    """The training rule of a sweep dataset (``train_sweep_synthetic_paper_r0_5``)."""
+    return "train_sweep_" + re.sub(r"\W", "_", dataset)
+
+
+def dataset_run_files(dataset, name):
+    """``name`` in every run folder of ``dataset`` (every method, every seed)."""
+    return [
+        f"data/runs/{dataset}/{m}/seed{s}/{name}"
+        for m in run_methods(dataset)
+        for s in SEEDS
+    ]
 
 
 wildcard_constraints:
@@ -121,16 +146,37 @@ def method_key(method):
 
 
 def tracked_train_params(method, dataset):
-    """The params keys a run of ``method`` on ``dataset`` reads (seeds excluded: a new seed only
-    adds jobs). Of ``train.datasets`` only the regime matching the dataset is compared, so
-    editing one regime reruns only its datasets (DVC, keyed by section, reruns them all).
-    """
-    key = method_key(method)
-    sliced = method_train_params(config["train"], key)
+    """The params keys a run of ``method`` (or variant) on ``dataset`` reads (seeds excluded: a
+    new seed only adds jobs). Of ``train.datasets`` only the regime matching the dataset is
+    compared, so editing one regime reruns only its datasets (DVC, keyed by section, reruns
+    them all)."""
+    sliced = method_train_params(config["train"], method_key(method))
+    return tracked_slice(sliced, dataset)
+
+
+def tracked_dataset_params(dataset):
+    """The params keys the runs of a whole dataset read (rule train_sweep): editing one
+    method's block reruns the job, which retrains that method's runs and resumes the others
+    as finished (their settings did not change)."""
+    train = config["train"]
+    sliced = method_train_params(train, method_key(run_methods(dataset)[0]))
+    for method in run_methods(dataset):
+        part = method_train_params(train, method_key(method))
+        sliced["methods"].update(part["methods"])
+        sliced.setdefault("variants", {}).update(part.get("variants", {}))
+    return tracked_slice(sliced, dataset)
+
+
+def tracked_slice(sliced, dataset):
+    """``method_train_params`` as Snakemake's tracked params (one key per method block)."""
     return {
         "train.common": sliced["common"],
         "train.model": sliced["model"],
-        f"train.methods.{key}": sliced["methods"][key],
+        **{f"train.methods.{k}": block for k, block in sliced["methods"].items()},
+        **{
+            f"train.variants.{k}": block
+            for k, block in sliced.get("variants", {}).items()
+        },
         "train.datasets": dataset_override(sliced["datasets"], dataset),
     }
 

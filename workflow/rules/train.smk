@@ -1,8 +1,18 @@
-# Stage 2: one training job per dataset x method, running every seed in one process (a job's
-# start-up -- Python, torch -- costs as much as a small run). Adding a seed reruns the job, but
-# the seeds already trained resume as finished and cost nothing; when the data, the code (passed
-# with --code) or a unimodal run changed, they retrain. Methods that start from (or
-# combine) unimodal models depend on the unimodal runs of the same dataset (seed by seed).
+# Stage 2: training. Every seed of a method runs in one process (a job's start-up -- Python,
+# torch -- costs as much as a small run). Adding a seed reruns the job, but the seeds already
+# trained resume as finished and cost nothing; when the data, the code (passed with --code) or
+# a unimodal run changed, they retrain. Methods that start from (or combine) unimodal models
+# depend on the unimodal runs of the same dataset (seed by seed).
+#   train_model: one job per dataset x method (real datasets, benchmarks, folders);
+#   train_sweep_<dataset>: one job per synthetic sweep dataset, its whole run list in order
+#     (unimodal runs first); a changed method block reruns the job, which retrains that
+#     method's runs and resumes the others as finished.
+TRAIN_SHELL = (
+    "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {params.dataset}"
+    " --method {params.methods} --seeds {params.seeds} --params params/train.yaml{OVERLAYS}"
+    " --data data/features/{params.dataset} --runs data/runs/{params.dataset}"
+    " --modalities {params.modalities} --code {params.code_paths} > {log} 2>&1"
+)
 
 
 rule train_model:
@@ -17,6 +27,8 @@ rule train_model:
         "logs/train_model/{dataset}/{method}.log",
     benchmark:
         "logs/benchmarks/train_model/{dataset}/{method}.tsv"
+    wildcard_constraints:
+        dataset=one_of(OTHER_DATASETS),
     threads: 1
     resources:
         mem_mb=1500,
@@ -24,11 +36,40 @@ rule train_model:
     params:
         code_digest=CODE_DIGEST["train_model"],
         tracked=lambda wc: tracked_train_params(wc.method, wc.dataset),
+        dataset=lambda wc: wc.dataset,
+        methods=lambda wc: wc.method,
         seeds=" ".join(map(str, SEEDS)),
         modalities=lambda wc: " ".join(MODALITIES[wc.dataset]),
         code_paths=TRAIN_CODE_PATHS,
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {wildcards.dataset}"
-        " --method {wildcards.method} --seeds {params.seeds} --params params/train.yaml{OVERLAYS}"
-        " --data data/features/{wildcards.dataset} --runs data/runs/{wildcards.dataset}"
-        " --modalities {params.modalities} --code {params.code_paths} > {log} 2>&1"
+        TRAIN_SHELL
+
+
+for _dataset in SWEEP_DATASETS:
+
+    rule:
+        name:
+            sweep_rule_name(_dataset)
+        input:
+            data=multiext(f"data/features/{_dataset}/", *SPLIT_FILES),
+        output:
+            best=dataset_run_files(_dataset, "best.pt"),
+            history=dataset_run_files(_dataset, "history.csv"),
+            summary=dataset_run_files(_dataset, "train_summary.json"),
+        log:
+            f"logs/train_model/{_dataset}.log",
+        benchmark:
+            f"logs/benchmarks/train_model/{_dataset}.tsv"
+        threads: 1
+        resources:
+            mem_mb=1500,
+        params:
+            code_digest=CODE_DIGEST["train_model"],
+            tracked=tracked_dataset_params(_dataset),
+            dataset=_dataset,
+            methods=" ".join(run_methods(_dataset)),
+            seeds=" ".join(map(str, SEEDS)),
+            modalities=" ".join(MODALITIES[_dataset]),
+            code_paths=TRAIN_CODE_PATHS,
+        shell:
+            TRAIN_SHELL

@@ -53,13 +53,17 @@ VARIABLE_INPUTS = {
 WIDTH = 1000
 #: Stages in the order the pipeline runs them.
 ORDER = ("extract_raw", "make_dataset", "train_model", "evaluate_runs", "track_runs")
+#: Training rules of the sweep datasets: each trains one dataset's whole run list.
+SWEEP_RULE = re.compile(r"^train_sweep_\w+$")
 #: Params that are not the command's words (Snakemake's rerun triggers and DVC's deps/params).
 NOT_IN_CMD = {"tracked", "code_digest"}
 #: Rules whose run files collapse to the dataset's whole runs folder.
 PER_DATASET = {"train_model", "evaluate_runs", "track_runs"}
 #: Rules whose jobs on one dataset DVC runs as one stage: rule -> the wildcard the jobs' list
-#: replaces, and the params key their per-job keys (``train.methods.mcr``) merge into.
-ONE_STAGE_PER_DATASET = {"train_model": ("method", "train.methods")}
+#: replaces, and the params sections their per-job keys (``train.methods.mcr``,
+#: ``train.variants.mcr_pre_no_con``) merge into; a section any job reads is tracked by every
+#: dataset's stage (one template for all of them).
+ONE_STAGE_PER_DATASET = {"train_model": ("method", ("train.methods", "train.variants"))}
 
 
 def dag_jobs(snakefile: Path) -> tuple[list, dict[str, list[str]]]:
@@ -89,20 +93,24 @@ def unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def job_spec(job, code: dict[str, list[str]]) -> dict[str, Any]:
-    """A job as DVC sees it: command, dependencies, params, outputs."""
-    rule = job.rule.name
+def job_spec(job, code: dict[str, list[str]], rule: str) -> dict[str, Any]:
+    """A job as DVC sees it: command, dependencies, params, outputs. A sweep dataset's
+    training job (``train_sweep_<dataset>``, no wildcards) becomes a ``train_model`` job with
+    the dataset as its wildcard and its run list as ``runs``."""
     cmd = REDIRECT.sub("", job.shellcmd.strip()).replace(sys.executable, "python")
+    wildcards = {k: str(v) for k, v in dict(job.wildcards).items() if k != "seed"}
+    if rule != job.rule.name:
+        wildcards = {"dataset": str(job.params.dataset)}
     spec: dict[str, Any] = {
-        "key": "-".join(str(v) for k, v in dict(job.wildcards).items() if k != "seed"),
-        "wildcards": {k: str(v) for k, v in dict(job.wildcards).items() if k != "seed"},
+        "key": "-".join(wildcards.values()),
+        "wildcards": wildcards,
         "cmd": " ".join(cmd.split()),
         "deps": unique(collapse(str(f), rule) for f in [*job.input, *code[rule]]),
         "params": sorted(job.params.tracked) if "tracked" in job.params.keys() else [],  # noqa: SIM118
         "values": {
             name: str(value)
             for name, value in job.params.items()
-            if name not in NOT_IN_CMD and isinstance(value, str) and value
+            if name not in NOT_IN_CMD | set(wildcards) and isinstance(value, str) and value
         },
         "outs": [],
         "metrics": [],
@@ -113,16 +121,36 @@ def job_spec(job, code: dict[str, list[str]]) -> dict[str, Any]:
     return spec
 
 
-def merge_per_dataset(specs: list[dict[str, Any]], wildcard: str, params_key: str) -> list:
+def merge_per_dataset(
+    specs: list[dict[str, Any]], wildcard: str, sections: tuple[str, ...]
+) -> list:
     """The jobs of one rule as one job per dataset: the command takes the dataset's list of
     ``wildcard`` values (jobs that read other runs of the dataset last, so the unimodal runs
     exist before the methods that start from them); dependencies, params and outputs are the
     union, less what the dataset's own jobs produce."""
+
+    def section(key: str) -> str:
+        return next((s for s in sections if key.startswith(s + ".")), key)
+
+    read = {section(k) for spec in specs for k in spec["params"]}
+    every_stage = [s for s in sections if s in read]
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for spec in specs:
         by_dataset.setdefault(spec["wildcards"]["dataset"], []).append(spec)
     merged = []
     for dataset, jobs in by_dataset.items():
+        if len(jobs) == 1 and wildcard not in jobs[0]["wildcards"]:  # one job already
+            (job,) = jobs
+            values = {k: v for k, v in job["values"].items() if k != "methods"}
+            params = [section(k) for k in job["params"] if section(k) == k] + every_stage
+            merged.append(
+                {
+                    **job,
+                    "params": unique(params),
+                    "values": {**values, "runs": job["values"]["methods"]},
+                }
+            )
+            continue
         outs = unique(o for j in jobs for o in j["outs"])
         jobs = sorted(jobs, key=lambda j: any(d in outs for d in j["deps"]))  # stable
         names = [j["wildcards"][wildcard] for j in jobs]
@@ -135,7 +163,7 @@ def merge_per_dataset(specs: list[dict[str, Any]], wildcard: str, params_key: st
         values = {
             k: v
             for k, v in jobs[0]["values"].items()
-            if all(j["values"].get(k) == v for j in jobs)
+            if k != "methods" and all(j["values"].get(k) == v for j in jobs)
         }
         merged.append(
             {
@@ -145,9 +173,8 @@ def merge_per_dataset(specs: list[dict[str, Any]], wildcard: str, params_key: st
                 "cmd": shapes.pop().replace(f"{flag}* ", f"{flag}{' '.join(names)} "),
                 "deps": unique(d for j in jobs for d in j["deps"] if d not in outs),
                 "params": unique(
-                    params_key if k.startswith(params_key + ".") else k
-                    for j in jobs
-                    for k in j["params"]
+                    [section(k) for j in jobs for k in j["params"] if section(k) == k]
+                    + every_stage
                 ),
                 "values": {**values, "runs": " ".join(names)},
                 "outs": outs,
@@ -281,9 +308,10 @@ def single_stage(spec: dict[str, Any]) -> dict[str, Any]:
 def stages(jobs: list, code: dict[str, list[str]]) -> dict[str, Any]:
     by_rule: dict[str, list[dict[str, Any]]] = {}
     for job in sorted(jobs, key=lambda j: str(j.output[0])):
-        spec = job_spec(job, code)
-        spec["rule"] = job.rule.name
-        by_rule.setdefault(job.rule.name, []).append(spec)
+        rule = SWEEP_RULE.sub("train_model", job.rule.name)
+        spec = job_spec(job, code, rule)
+        spec["rule"] = rule
+        by_rule.setdefault(rule, []).append(spec)
     out: dict[str, Any] = {}
     rank = {rule: i for i, rule in enumerate(ORDER)}
     for rule, specs in sorted(by_rule.items(), key=lambda kv: rank.get(kv[0], len(ORDER))):

@@ -118,7 +118,9 @@ def evaluate_run(
             f"{run_dir}: trained on modalities {model.spec.info.modalities}, but the dataset has "
             f"{dataset.info.modalities}"
         )
-    method = create_method(state["method"], state["method_config"], model.spec.info)
+    method = create_method(  # a variant's run is built as the method it varies
+        state.get("variant_of") or state["method"], state["method_config"], model.spec.info
+    )
     references = {m: load_model(p) for m, p in (reference_runs or {}).items()}
     result = {
         "run": str(run_dir),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from mcr.report import figures
+from mcr.report.ablations import ablation_markdown, ablation_runs
 from mcr.report.claims import check_claims, claims_markdown
 from mcr.report.tables import columns_with_values, mean_std, results_table, table1_markdown
 
@@ -22,6 +23,8 @@ class ReportConfig:
     method_order: tuple[str, ...] = ()  # row order of tables and legend order of figures
     display_names: dict[str, str] = field(default_factory=dict)  # registry name -> label
     paper_results: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> method
+    ablations: dict[str, dict[str, str]] = field(default_factory=dict)  # axis -> label -> run
+    ablation_reference: str = "mcr_pre"  # the full method every ablation row is compared with
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,31 @@ def ceiling_notes(
     ]
 
 
+def table_per_family(
+    summary: pd.DataFrame,
+    datasets: list[str],
+    sweep_levels: Mapping[str, float],
+    order: list[str],
+    display: Mapping[str, str],
+    config: ReportConfig,
+    ceilings: Mapping[str, float],
+) -> list[str]:
+    """Table 1 as one table per sweep family, then one for every other dataset: a reader
+    compares the levels of one regime, not fourteen columns at once."""
+    groups: dict[str, list[str]] = {}
+    for dataset in datasets:
+        family = figures.sweep_family(dataset) if dataset in sweep_levels else ""
+        groups.setdefault(family, []).append(dataset)
+    lines = []
+    for family, names in groups.items():
+        part = summary[summary["dataset"].isin(names)]
+        if len(groups) > 1:
+            lines += [f"### {family} (U1/S levels)" if family else "### Real datasets", ""]
+        own_ceilings = {d: c for d, c in ceilings.items() if d in names}
+        lines += [table1_markdown(part, order, display, config.paper_results, own_ceilings), ""]
+    return lines
+
+
 def _format_utilisation(results: pd.DataFrame, dataset: str, order: list[str], display) -> str:
     part = results[(results["split"] == "test") & (results["dataset"] == dataset)]
     columns = columns_with_values(part, "", "_in_model_accuracy")
@@ -98,16 +126,23 @@ def build_report(
     classifier of a known generator); shown under the table with each dataset's gap to it.
     """
     ceilings = dict(ceilings or {})
-    results = results_table(metric_files)
+    everything = results_table(metric_files)
     paths.results_csv.parent.mkdir(parents=True, exist_ok=True)
-    results.to_csv(paths.results_csv, index=False, float_format="%.6g")
+    everything.to_csv(paths.results_csv, index=False, float_format="%.6g")
     order = list(config.method_order)
+    # The ablation variants appear in their own table only: in Table 1, the claims and the
+    # figures they would be a dozen more MCR rows on a few datasets.
+    variants = ablation_runs(config.ablations) - set(order) - {config.ablation_reference}
+    results = everything[~everything["method"].isin(variants)]
     methods = order + sorted(set(results["method"]) - set(order))
     display = config.display_names
     summary = mean_std(results, "accuracy")
     datasets = list(dict.fromkeys(results["dataset"]))
-    focus = max(sweep_levels, key=sweep_levels.get) if sweep_levels else datasets[-1]
-    panels = [focus] + [d for d in datasets if d not in sweep_levels and d != focus]
+    most_imbalanced: dict[str, str] = {}  # sweep family -> its highest level's dataset
+    for dataset in sorted(sweep_levels, key=sweep_levels.get):
+        most_imbalanced[figures.sweep_family(dataset)] = dataset
+    focus = list(most_imbalanced.values()) or datasets[-1:]
+    panels = focus + [d for d in datasets if d not in sweep_levels and d not in focus]
     figures.imbalance_sweep(results, sweep_levels, methods, display, paths.sweep_png, ceilings)
     figures.modality_utilisation(results, panels, methods, display, paths.utilisation_png)
     figures.error_analysis(results, panels, methods, display, paths.error_analysis_png)
@@ -122,9 +157,23 @@ def build_report(
             "Generated from `reports/results.csv`."
         ),
         "",
-        table1_markdown(summary, order, display, config.paper_results, ceilings),
-        "",
+        *table_per_family(summary, datasets, sweep_levels, order, display, config, ceilings),
         *ceiling_notes(results, summary, ceilings),
+        "## Ablations",
+        "",
+        (
+            f"Which part of MCR does anything: {display.get(config.ablation_reference)} (the "
+            "reference row of every block) against variants that change one part -- the game, "
+            "the loss terms, the perturbation (`train.variants` in params/train.yaml). Test "
+            "accuracy (%), mean ± std over seeds; Δ is the row's mean minus the reference's, "
+            "averaged over the datasets shown."
+        ),
+        "",
+        ablation_markdown(
+            mean_std(everything, "accuracy"), config.ablations, config.ablation_reference
+        )
+        or "No ablation runs in this run (`train.variants` names none of its datasets).",
+        "",
         "## Claims check",
         "",
         (
@@ -143,7 +192,7 @@ def build_report(
         (
             "In-model test accuracy (%) of each modality's fused contribution alone "
             "(W_m z_m + b/M): how much the fused model uses each modality. The most imbalanced "
-            "synthetic level and every real dataset."
+            "level of each synthetic sweep, and every real dataset."
         ),
         "",
     ]

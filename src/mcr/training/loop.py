@@ -19,6 +19,7 @@ Run state (``last.pt``, ``best.pt``, ``history.csv``) is in :mod:`mcr.training.s
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import math
 import time
@@ -34,6 +35,7 @@ from mcr.config import to_mapping
 from mcr.data.dataset import Split
 from mcr.methods.base import Method
 from mcr.models.multimodal import MultimodalModel
+from mcr.runtime import request_deterministic_kernels
 from mcr.training import checkpoint
 from mcr.training.batches import training_batches
 from mcr.training.config import TrainConfig
@@ -43,8 +45,7 @@ from mcr.training.state import (
     SettingsChangedError,
     restore,
     restore_outputs,
-    save_last,
-    write_history,
+    save_checkpoints,
 )
 
 __all__ = ["EpochCallback", "FitResult", "TrainConfig", "fit"]
@@ -128,7 +129,8 @@ def fit(
     restart_if_changed: bool = False,
     callbacks: Sequence[EpochCallback] = (),
 ) -> FitResult:
-    """Train ``model`` with ``method``; select the best epoch on ``val``; checkpoint every epoch.
+    """Train ``model`` with ``method``; select the best epoch on ``val``; checkpoint every
+    ``config.checkpoint_every_s`` seconds and at the end.
 
     ``method.prepare`` must already have run (it may freeze parameters, which decides what the
     optimiser sees). With ``resume`` an existing ``last.pt`` written with the same ``run_meta``
@@ -145,7 +147,7 @@ def fit(
     out_dir.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
     # What a resumed run must share with the run that wrote last.pt (display-only keys aside).
-    cosmetic = ("progress", "eval_batch_size")
+    cosmetic = ("progress", "eval_batch_size", "checkpoint_every_s")
     train_meta = {k: v for k, v in to_mapping(config).items() if k not in cosmetic}
     meta = {"train_config": train_meta, "seed": seed, **(run_meta or {})}
     groups = parameter_groups(model, method)
@@ -156,7 +158,11 @@ def fit(
     )  # fmt: skip
     # The loop's own forward pass may be compiled; it shares the model's parameters, so
     # checkpoints and the methods (which call encoders themselves, eagerly) see one model.
-    forward = torch.compile(model) if config.compile else model
+    forward = model
+    if config.compile:
+        importlib.import_module("torch._inductor.config")  # then the flag reaches it too
+        request_deterministic_kernels()
+        forward = torch.compile(model)
     batches = training_batches(train, model.modalities, config, seed, device)
     steps_per_epoch = batches.steps  # drop_last: no 1-row batches
     total_steps = steps_per_epoch * config.epochs
@@ -183,6 +189,7 @@ def fit(
         progress.history.append({"epoch": -1.0})
         progress = _evaluate_epoch(-1, model, method, val, config, progress, out_dir, meta)
         progress.finished = True
+    saved_at, best_written = time.monotonic(), None  # best.pt: rewritten at the first save
     while not progress.finished and progress.next_epoch < epochs:
         epoch = progress.next_epoch
         tic = time.perf_counter()
@@ -225,8 +232,11 @@ def fit(
         if progress.bad_epochs >= config.patience > 0:
             progress.finished = progress.stopped_early = True
         progress.finished |= progress.next_epoch >= epochs
-        save_last(last_path, meta, model, method, optimizer, progress)
-        write_history(progress.history, out_dir / "history.csv")
+        if progress.finished or time.monotonic() - saved_at >= config.checkpoint_every_s:
+            best_written = save_checkpoints(
+                out_dir, meta, model, method, optimizer, progress, best_written
+            )
+            saved_at = time.monotonic()
         bar.update(1)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_score']:.3f}")
         log.info(
@@ -237,7 +247,7 @@ def fit(
             callback(record)
     bar.close()
     if epochs == 0:
-        save_last(last_path, meta, model, method, optimizer, progress)
+        save_checkpoints(out_dir, meta, model, method, optimizer, progress, best_written)
     restore_outputs(out_dir, progress)
     return FitResult(
         best_epoch=progress.best_epoch,
@@ -258,7 +268,8 @@ def _evaluate_epoch(
     out_dir: Path,
     meta: Mapping[str, Any],
 ) -> Progress:
-    """Validate, let the method react, and keep ``best.pt`` on a validation improvement."""
+    """Validate, let the method react, and snapshot the best state on a validation improvement
+    (written to ``best.pt`` with the next checkpoint)."""
     val_metrics = validation_metrics(
         method.info, predict(model, val.inputs, config.eval_batch_size), val.labels
     )
@@ -280,7 +291,6 @@ def _evaluate_epoch(
                 "val_metrics": val_metrics,
             }
         )
-        checkpoint.save(progress.best_checkpoint, out_dir / checkpoint.BEST)
     else:
         progress.bad_epochs += 1
     return progress

@@ -20,6 +20,7 @@ from mcr.models.multimodal import ModelConfig, ModelSpec, MultimodalModel
 from mcr.runtime import resolve_device, seed_everything
 from mcr.training.checkpoint import load_model
 from mcr.training.loop import EpochCallback, FitResult, TrainConfig, fit
+from mcr.variants import Variant, parse_variants
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class RunConfig:
     #: dataset name or pattern -> {common: TrainConfig overrides, methods: method blocks}: a
     #: regime's own budget (e.g. the authors' synthetic runs: batch 256, 30 epochs)
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: run name -> {method, datasets, set}: a method under another name with params changed
+    #: (the ablations; :mod:`mcr.variants`)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key, block in self.datasets.items():
@@ -41,6 +45,16 @@ class RunConfig:
                 raise ConfigError(
                     f"train.datasets.{key}.{unknown[0]}: unknown key (expected common, methods)"
                 )
+        parse_variants(self.variants, self.methods)
+
+    def variant(self, name: str) -> Variant | None:
+        """The variant a run name stands for, or None for a method's own runs."""
+        return parse_variants(self.variants, self.methods).get(name)
+
+    def method_name(self, name: str) -> str:
+        """The method a run name builds: a variant's method, else the name itself."""
+        variant = self.variant(name)
+        return variant.method if variant else name
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> RunConfig:
@@ -52,14 +66,17 @@ class RunConfig:
         """The method's params block and its train settings on ``dataset``.
 
         Later wins: ``common`` < ``datasets.<d>.common`` < ``methods.<m>`` (its ``train:``
-        block for the settings) < ``datasets.<d>.methods.<m>``.
+        block for the settings) < ``datasets.<d>.methods.<m>`` < a variant's ``set``.
         """
-        key, _ = split_method_name(name)
+        variant = self.variant(name)
+        key, _ = split_method_name(variant.method if variant else name)
         where, regime = dataset_override(self.datasets, dataset) if dataset else (None, None)
         regime = regime or {}
         block = deep_merge(
             self.methods.get(key) or {}, (regime.get("methods") or {}).get(key) or {}
         )
+        if variant:
+            block = deep_merge(block, variant.set)
         overrides = block.pop("train", None) or {}
         common = deep_merge(to_mapping(self.common), regime.get("common") or {})
         merged = deep_merge(common, overrides)
@@ -98,7 +115,7 @@ def train_run(
         train_config = from_mapping(
             TrainConfig, {**to_mapping(train_config), "progress": progress}
         )
-    method = create_method(method_name, method_params, info)
+    method = create_method(config.method_name(method_name), method_params, info)
     device = resolve_device(train_config.device)
     seed_everything(seed)
     spec = ModelSpec.create(
@@ -128,6 +145,8 @@ def train_run(
         "method_config": to_mapping(method.config),
         "model": spec.to_dict(),
     }
+    if config.variant(method_name):  # evaluation rebuilds the method from this name
+        run_meta["variant_of"] = config.method_name(method_name)
     if inputs_fingerprint is not None:
         run_meta["inputs_fingerprint"] = inputs_fingerprint
     result = fit(

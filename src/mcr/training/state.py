@@ -57,6 +57,25 @@ def restore_outputs(out_dir: Path, progress: Progress) -> None:
         checkpoint.save(progress.best_checkpoint, out_dir / checkpoint.BEST)
 
 
+def save_checkpoints(
+    out_dir: Path,
+    meta: Mapping[str, Any],
+    model: MultimodalModel,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    progress: Progress,
+    best_written: int | None,
+) -> int:
+    """``best.pt`` (when the best epoch changed since ``best_written``), then ``last.pt`` and
+    ``history.csv``: in this order, a ``last.pt`` on disk never names a best epoch that
+    ``best.pt`` does not hold. Returns the best epoch now on disk."""
+    if progress.best_checkpoint and progress.best_epoch != best_written:
+        checkpoint.save(progress.best_checkpoint, out_dir / checkpoint.BEST)
+    save_last(out_dir / checkpoint.LAST, meta, model, method, optimizer, progress)
+    write_history(progress.history, out_dir / "history.csv")
+    return progress.best_epoch
+
+
 def save_last(
     path: Path,
     meta: Mapping[str, Any],
@@ -65,7 +84,7 @@ def save_last(
     optimizer: torch.optim.Optimizer,
     progress: Progress,
 ) -> None:
-    """Everything a resume needs, after every epoch."""
+    """Everything a resume needs (the loop writes it every ``checkpoint_every_s`` seconds)."""
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()

@@ -27,6 +27,7 @@ from mcr.data.benchmarks import BENCHMARKS, benchmark_module
 from mcr.data.registry import DATASETS
 from mcr.data.wheels import WheelPin
 from mcr.run_names import UNIMODAL, unimodal_run_name
+from mcr.variants import parse_variants
 
 if TYPE_CHECKING:  # the jobs import this module; only the DAG reads the catalog
     from mcr.workflow.catalog import MethodCatalog
@@ -194,23 +195,47 @@ def run_names(
             names += [unimodal_run_name(m) for m in modalities]
         elif catalog.get(key).applies(task, len(modalities)):
             names.append(key)
+    for variant in parse_variants(train.get("variants"), train.get("methods")).values():
+        entry = catalog.get(variant.method)
+        unknown = sorted(set(variant.set) - set(entry.defaults) - {"train"})
+        if unknown:
+            raise ConfigError(
+                f"train.variants.{variant.name}.set.{unknown[0]}: not a {variant.method} param "
+                f"(expected one of {', '.join(sorted(entry.defaults))}, or train)"
+            )
+        if variant.applies_to(source.name) and entry.applies(task, len(modalities)):
+            names.append(variant.name)
     return names
+
+
+def run_method(train: Mapping[str, Any], run: str) -> tuple[str, dict[str, Any]]:
+    """The registered method of a run (a variant's method, else the run's own) and its params
+    block before any dataset regime: the method's block, then a variant's ``set``."""
+    variant = parse_variants(train.get("variants"), train.get("methods")).get(run)
+    key = variant.method if variant else run
+    block = dict((train.get("methods") or {}).get(key) or {})
+    return key, {**block, **variant.set} if variant else block
 
 
 def unimodal_inputs(
     train: Mapping[str, Any], run: str, modalities: tuple[str, ...], catalog: MethodCatalog
 ) -> list[str]:
     """Modalities whose unimodal runs ``run`` starts from (empty for most methods)."""
-    key = catalog.split(run)[0]
-    block = (train.get("methods") or {}).get(key)
+    key, block = run_method(train, catalog.split(run)[0])
     return list(modalities) if catalog.get(key).uses_unimodal_runs(block) else []
 
 
 def method_train_params(train: Mapping[str, Any], method_key: str) -> dict[str, Any]:
-    """The slice of the ``train`` section one method's runs depend on (and nothing else)."""
-    return {
+    """The slice of the ``train`` section one method's (or variant's) runs depend on, and
+    nothing else: a variant's runs read its method's block and its own entry."""
+    variants = parse_variants(train.get("variants"), train.get("methods"))
+    base = variants[method_key].method if method_key in variants else method_key
+    sliced = {
         "common": train.get("common") or {},
         "model": train.get("model") or {},
-        "methods": {method_key: (train.get("methods") or {}).get(method_key) or {}},
+        "methods": {base: (train.get("methods") or {}).get(base) or {}},
         "datasets": train.get("datasets") or {},  # per-dataset regimes (names or patterns)
     }
+    if method_key in variants:
+        sliced["variants"] = {method_key: (train.get("variants") or {})[method_key]}
+    return sliced
