@@ -60,3 +60,29 @@ def test_the_papers_number_and_our_difference_stand_beside_ours():
     summary = mean_std(pd.DataFrame(rows), "accuracy")
     table = table1_markdown(summary, ["mcr"], {}, paper={"cremad": {"mcr": "76.1 ± 1.6"}})
     assert "**75.0 ± 1.4** (76.1 ± 1.6; -1.1)" in table
+
+
+def test_table_one_is_one_table_per_sweep_family_then_the_real_datasets():
+    import pandas as pd
+
+    from mcr.report.build import ReportConfig, table_per_family
+    from mcr.report.tables import mean_std
+
+    rows = [
+        {"dataset": d, "method": "joint", "seed": 0, "split": "test", "n": 10, "accuracy": a}
+        for d, a in [("avdigits", 0.9), ("synthetic_paper_r0", 0.8), ("synthetic_r0", 0.7),
+                     ("synthetic_paper_r4", 0.6)]
+    ]  # fmt: skip
+    summary = mean_std(pd.DataFrame(rows), "accuracy")
+    levels = {"synthetic_paper_r0": 0.0, "synthetic_paper_r4": 4.0, "synthetic_r0": 0.0}
+    lines = table_per_family(
+        summary, list(dict.fromkeys(summary["dataset"])), levels, ["joint"], {},
+        ReportConfig(), {"synthetic_r0": 0.75},
+    )  # fmt: skip
+    headings = [line for line in lines if line.startswith("###")]
+    assert headings == ["### synthetic_paper (U1/S levels)", "### synthetic (U1/S levels)",
+                        "### Real datasets"]  # fmt: skip
+    tables = "\n".join(lines).split("###")[1:]
+    assert "| Method | synthetic_paper_r0 | synthetic_paper_r4 |" in tables[0]
+    assert "Bayes" not in tables[0] and "| *Bayes optimum (known generator)* | *75.0* |" in tables[1]
+    assert "| Method | avdigits |" in tables[2] and "Bayes" not in tables[2]

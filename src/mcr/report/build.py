@@ -89,7 +89,7 @@ def table_per_family(
         family = figures.sweep_family(dataset) if dataset in sweep_levels else ""
         groups.setdefault(family, []).append(dataset)
     lines = []
-    for family, names in groups.items():
+    for family, names in sorted(groups.items(), key=lambda kv: not kv[0]):  # real ones last
         part = summary[summary["dataset"].isin(names)]
         if len(groups) > 1:
             lines += [f"### {family} (U1/S levels)" if family else "### Real datasets", ""]
