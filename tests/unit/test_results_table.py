@@ -84,5 +84,7 @@ def test_table_one_is_one_table_per_sweep_family_then_the_real_datasets():
                         "### Real datasets"]  # fmt: skip
     tables = "\n".join(lines).split("###")[1:]
     assert "| Method | synthetic_paper_r0 | synthetic_paper_r4 |" in tables[0]
-    assert "Bayes" not in tables[0] and "| *Bayes optimum (known generator)* | *75.0* |" in tables[1]
+    assert (
+        "Bayes" not in tables[0] and "| *Bayes optimum (known generator)* | *75.0* |" in tables[1]
+    )
     assert "| Method | avdigits |" in tables[2] and "Bayes" not in tables[2]
