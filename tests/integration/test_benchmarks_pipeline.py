@@ -36,7 +36,7 @@ def project(tmp_path_factory) -> Path:
     ucf_tree(media / "UCF101")
 
     def data(d: dict) -> None:
-        d["data"]["sweep"]["u1_to_s_ratio"] = []
+        d["data"]["sweep"].update(u1_to_s_ratio=[], paper_regime=[])
         for block in d["data"]["real"].values():
             block["enabled"] = False
         d["data"]["benchmarks"] = {

@@ -9,7 +9,13 @@ from mcr.config import ConfigError
 from mcr.training import RunConfig
 from mcr.variants import parse_variants
 from mcr.workflow.catalog import CATALOG_FILE, load_catalog
-from mcr.workflow.layout import method_train_params, pipeline_datasets, run_names, unimodal_inputs
+from mcr.workflow.layout import (
+    method_train_params,
+    pipeline_datasets,
+    run_names,
+    training_order,
+    unimodal_inputs,
+)
 from tests.conftest import ROOT
 
 VARIANTS = {
@@ -76,6 +82,13 @@ def test_variants_run_on_the_datasets_they_name_only() -> None:
     # a variant of mcr_pre starts from the unimodal runs, as mcr_pre does
     assert unimodal_inputs(train, "mcr_pre_no_con", ("m1", "m2"), catalog) == ["m1", "m2"]
     assert unimodal_inputs(train, "mcr_ind", ("m1", "m2"), catalog) == []
+    # one process trains them in an order that has the unimodal runs first
+    listed = {"methods": {"mcr_pre": {}, "joint": {}, "unimodal": {}}, "variants": VARIANTS}
+    runs = run_names(listed, sources["synthetic_paper_r0"], catalog)
+    assert runs == ["mcr_pre", "joint", "unimodal_m1", "unimodal_m2", "mcr_pre_no_con"]
+    assert training_order(listed, runs, ("m1", "m2"), catalog) == [
+        "joint", "unimodal_m1", "unimodal_m2", "mcr_pre", "mcr_pre_no_con"
+    ]  # fmt: skip
     sliced = method_train_params(train, "mcr_pre_no_con")
     assert sliced["methods"] == {"mcr_pre": {}}
     assert sliced["variants"] == {"mcr_pre_no_con": VARIANTS["mcr_pre_no_con"]}

@@ -20,6 +20,7 @@ from mcr.workflow.layout import (
     dataset_modalities,
     method_train_params,
     pipeline_datasets,
+    training_order,
     raw_sources,
     run_names,
     skipped_benchmarks,

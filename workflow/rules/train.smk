@@ -67,7 +67,14 @@ for _dataset in SWEEP_DATASETS:
             code_digest=CODE_DIGEST["train_model"],
             tracked=tracked_dataset_params(_dataset),
             dataset=_dataset,
-            methods=" ".join(run_methods(_dataset)),
+            methods=" ".join(
+                training_order(
+                    config["train"],
+                    run_methods(_dataset),
+                    MODALITIES[_dataset],
+                    CATALOG,
+                )
+            ),
             seeds=" ".join(map(str, SEEDS)),
             modalities=" ".join(MODALITIES[_dataset]),
             code_paths=TRAIN_CODE_PATHS,

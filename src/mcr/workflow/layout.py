@@ -225,6 +225,15 @@ def unimodal_inputs(
     return list(modalities) if catalog.get(key).uses_unimodal_runs(block) else []
 
 
+def training_order(
+    train: Mapping[str, Any], runs: list[str], modalities: tuple[str, ...], catalog: MethodCatalog
+) -> list[str]:
+    """``runs`` in an order one process can train them: a dataset's unimodal runs before the
+    runs that start from (or combine) them, otherwise as given."""
+    reads = {r: bool(unimodal_inputs(train, r, modalities, catalog)) for r in runs}
+    return sorted(runs, key=lambda r: reads[r])
+
+
 def method_train_params(train: Mapping[str, Any], method_key: str) -> dict[str, Any]:
     """The slice of the ``train`` section one method's (or variant's) runs depend on, and
     nothing else: a variant's runs read its method's block and its own entry."""
