@@ -92,7 +92,9 @@ SEEDS = list(config["train"]["seeds"])
 # The synthetic sweeps' runs are tiny (about a second a seed) while a job's start-up -- Python,
 # torch, its compiler stack -- costs about 3.5 s: each sweep dataset trains its whole run list in
 # one job (rule train_sweep), the other datasets one job per method (rule train_model).
-SWEEP_DATASETS = [n for n, s in DATASETS.items() if s.generator == "synthetic"]
+SWEEP_DATASETS = [
+    n for n, s in DATASETS.items() if s.generator == "synthetic" and RUN_NAMES[n]
+]
 OTHER_DATASETS = [n for n in DATASETS if n not in SWEEP_DATASETS]
 RAW_SOURCES = raw_sources(config["data"])
 RAW = "data/raw/{source}"
