@@ -65,9 +65,39 @@ run_default() {
   echo "    reports/results.csv, reports/figures/"
 }
 
+snakemake_pids() {
+  # PIDs of Snakemake processes working in this checkout (their cwd is here).
+  local here proc
+  here="$(pwd -P)"
+  for proc in /proc/[0-9]*; do
+    [ "$(readlink "$proc/cwd" 2>/dev/null)" = "$here" ] || continue
+    if tr '\0' ' ' < "$proc/cmdline" 2>/dev/null | grep -Eq '(^|/)snakemake( |$)'; then
+      echo "${proc#/proc/}"
+    fi
+  done
+}
+
+recover_stale_lock() {
+  # A run killed hard (SIGKILL, the OOM killer, a pre-empted node, a power cut) leaves
+  # Snakemake's lock behind, and Snakemake would refuse the next run. With no Snakemake process
+  # left in this checkout the lock is stale: unlock, and the run resumes (incomplete jobs rerun,
+  # training resumes from last.pt). With one alive, refuse: two runs must not share outputs.
+  [ -n "$(ls -A .snakemake/locks 2>/dev/null)" ] || return 0
+  local pids
+  pids="$(snakemake_pids | tr '\n' ' ')"
+  if [ -n "${pids// /}" ]; then
+    echo "error: another Snakemake run is working in this checkout (PID ${pids% }); wait for it" \
+      "to finish or stop it, then rerun" >&2
+    exit 1
+  fi
+  echo "==> found the lock of a run that was killed (no Snakemake process is alive here):" \
+    "unlocking and resuming"
+  snakemake --workflow-profile workflow/profiles/default --unlock --quiet all > /dev/null
+}
+
 ensure_venv
 case "${1:-}" in
   test) run_tests ;;
-  quick) shift; snakemake --workflow-profile workflow/profiles/quick "$@" ;;  # smoke run
-  *) run_default "$@" ;;
+  quick) shift; recover_stale_lock; snakemake --workflow-profile workflow/profiles/quick "$@" ;;
+  *) recover_stale_lock; run_default "$@" ;;
 esac
