@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from mcr.config import ConfigError, deep_merge, load_params
+from mcr.config import ConfigError, check_sections, deep_merge, load_params, parse_yaml
 from mcr.registry import UnknownNameError
 
 RUN_FILE = "run.json"  # how a run was made: dataset source, method, seed, params
@@ -36,11 +36,16 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def _override(params: dict[str, Any], assignments: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Apply ``--set a.b.c=value`` (value parsed as YAML) to the merged params."""
+    """Apply ``--set a.b.c=value`` (value parsed as YAML, ``1e-3`` a number) to the merged
+    params; a first key that is not a params section is refused."""
     for dotted, raw in assignments:
-        nested: dict[str, Any] = yaml.safe_load(raw) if raw else None  # type: ignore[assignment]
+        try:
+            nested: dict[str, Any] = parse_yaml(raw) if raw else None  # type: ignore[assignment]
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {dotted}={raw}: not a YAML value ({exc})") from None
         for part in reversed(dotted.split(".")):
             nested = {part: nested}
+        check_sections(nested, f"--set {dotted}")
         params = deep_merge(params, nested)
     return params
 

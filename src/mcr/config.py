@@ -13,6 +13,7 @@ range as metadata. That declaration is the single place a setting is written: th
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -176,19 +177,50 @@ def to_mapping(obj: Any) -> dict[str, Any]:
     return plain(obj)
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """YAML as a user writes numbers: ``1e-3`` is a float (YAML 1.1, PyYAML's default, reads
+    it as the string ``'1e-3'`` unless it has a dot: ``1.0e-3``)."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+#: The sections a params file may hold (``params/<section>.yaml``).
+SECTIONS = ("data", "train", "report")
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text with :class:`ParamsLoader` (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=ParamsLoader)
+
+
+def check_sections(params: Mapping[str, Any], where: str) -> None:
+    """Refuse a top-level key that is not a params section (``trian:``), naming the valid ones."""
+    unknown = sorted(set(params) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown top-level key {unknown[0]!r} (expected {', '.join(SECTIONS)})"
+        )
+
+
 def load_params(*paths: str | Path) -> dict[str, Any]:
-    """Read and deep-merge YAML params files (later files win), failing clearly on bad YAML."""
+    """Read and deep-merge YAML params files (later files win), failing clearly on bad YAML,
+    on a top-level key that is not a section, and on a file that is not a mapping."""
     merged: dict[str, Any] = {}
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: params file not found")
         try:
-            content = yaml.safe_load(path.read_text()) or {}
+            content = parse_yaml(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(content, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
+        check_sections(content, str(path))
         merged = deep_merge(merged, content)
     return merged
 
@@ -214,7 +246,7 @@ def set_dotted(tree: dict[str, Any], assignment: str) -> None:
     *parents, leaf = key.split(".")
     for part in parents:
         tree = tree.setdefault(part, {})
-    tree[leaf] = yaml.safe_load(value)
+    tree[leaf] = parse_yaml(value)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

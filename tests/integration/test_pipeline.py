@@ -66,6 +66,21 @@ def test_params_overlays_reach_every_job_script_and_config_overrides_are_refused
     assert "--config cannot override data/train/report params" in done.stdout + done.stderr
 
 
+def test_the_dag_reads_params_as_the_jobs_do(tmp_path: Path) -> None:
+    """`lr: 1e-3` is a number for the DAG too (Snakemake alone reads it as a string and the
+    schema refuses it); a top-level typo in an overlay is refused, not silently ignored."""
+    numbers, typo = tmp_path / "numbers.yaml", tmp_path / "typo.yaml"
+    numbers.write_text("train:\n  common: {lr: 1e-3, weight_decay: 1e-4}\n")
+    typo.write_text("trian:\n  common: {epochs: 3}\n")
+    done = run(str(BIN / "snakemake"), "-n", "--quiet", "--configfile", str(numbers), cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run(str(BIN / "snakemake"), "-n", "--quiet", "--configfile", str(typo), cwd=ROOT)
+    assert done.returncode != 0
+    assert "typo.yaml: unknown top-level key 'trian' (expected data, train, report)" in (
+        done.stdout + done.stderr
+    )
+
+
 def test_dvc_yaml_is_generated_from_the_current_dag() -> None:
     done = run(sys.executable, "workflow/tools/smk2dvc.py", "--check", cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]

@@ -125,3 +125,51 @@ def test_the_paper_regime_is_a_second_sweep_family() -> None:
     assert sources["synthetic_r2"].params == {"num_samples": 500, "u1_to_s_ratio": 2.0}
     assert [sweep_level(n) for n in sources] == [0.0, 2.0, 4.0, 8.0]
     assert sweep_level("mfeat2") is None
+
+
+def test_numbers_in_scientific_notation_are_numbers_everywhere(tmp_path) -> None:
+    from mcr.cli import _override
+    from mcr.config import parse_yaml, set_dotted
+
+    path = tmp_path / "p.yaml"
+    path.write_text("train:\n  common: {lr: 1e-3, weight_decay: 5E-4, adam_eps: 1.0e-7}\n")
+    assert load_params(path)["train"]["common"] == {
+        "lr": 0.001, "weight_decay": 0.0005, "adam_eps": 1e-7
+    }  # fmt: skip
+    assert RunConfig.from_params(load_params(path)).common.lr == 0.001
+    tree: dict = {}
+    set_dotted(tree, "train.common.lr=2e-4")
+    assert tree == {"train": {"common": {"lr": 0.0002}}}
+    assert _override({}, [("train.common.lr", "1e-3")]) == {"train": {"common": {"lr": 0.001}}}
+    assert parse_yaml("1e3") == 1000.0 and parse_yaml("1e") == "1e"  # not a number: a string
+    assert parse_yaml("v1e3") == "v1e3" and parse_yaml("12") == 12  # ints stay ints
+
+
+def test_a_top_level_key_that_is_not_a_section_is_refused(tmp_path) -> None:
+    from mcr.cli import _override
+
+    path = tmp_path / "typo.yaml"
+    path.write_text("trian:\n  common: {epochs: 3}\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml: unknown top-level key 'trian' \(expected"):
+        load_params(path)
+    with pytest.raises(ConfigError, match=r"--set trian.common.epochs: unknown top-level key"):
+        _override({}, [("trian.common.epochs", "3")])
+
+
+@pytest.mark.parametrize(
+    "train,message",
+    [
+        ({"common": {"epochs": 0}}, r"train.common: epochs=0: expected >= 1"),
+        ({"methods": {"mcr": {"gam": 1}}}, r"train.methods.mcr.gam: unknown key"),
+        ({"methods": {"ogm_typo": {}}}, r"train.methods.ogm_typo: unknown method 'ogm_typo'"),
+        ({"methods": {"joint": {"train": {"epoch": 3}}}}, r"train.methods.joint.train.epoch: unk"),
+        ({"datasets": {"s*": {"methods": {"mcr": {"lambda_mipd": -1}}}}},
+         r"train.datasets.s\*.methods.mcr: lambda_mipd=-1.0: expected >= 0"),
+        ({"variants": {"v": {"method": "mcr", "datasets": ["a"], "set": {"game": "no"}}}},
+         r"train.variants.v.set.game: 'no' is not one of"),
+    ],
+)  # fmt: skip
+def test_every_method_block_is_checked_when_any_run_loads_the_params(train, message) -> None:
+    """A typo in another method's block fails now, not when that method finally runs."""
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_params({"train": {"methods": {"joint": {}}, **train}})

@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from mcr.config import dataset_override
+from mcr.config import SECTIONS, ConfigError, dataset_override, load_params
 from mcr.tracking import init_store, tracking_uri
 from mcr.workflow.catalog import CATALOG_FILE, StaleCatalogError, load_catalog
 from mcr.workflow.layout import (
@@ -42,8 +42,6 @@ def method_catalog():
 
 
 CATALOG = method_catalog()
-for _stem in ("data", "train", "report"):
-    validate(config[_stem], schema=f"../schemas/{_stem}.schema.yaml")
 
 # Params overlays given with --configfile (e.g. the quick profile's params.yaml) change the
 # config this DAG is built from; the job scripts read the params files themselves, so every
@@ -52,11 +50,23 @@ for _stem in ("data", "train", "report"):
 OVERLAYS = "".join(
     f" --params {os.path.relpath(f)}" for f in workflow.config_settings.configfiles
 )
-if set(workflow.config_settings.config or {}) & {"data", "train", "report"}:
+if set(workflow.config_settings.config or {}) & set(SECTIONS):
     raise WorkflowError(
         "--config cannot override data/train/report params (the job scripts read the params "
         "files): put the values in a YAML file and pass it with --configfile"
     )
+# The DAG reads the params as the jobs do (mcr.config.load_params): Snakemake's YAML 1.1 reading
+# makes `lr: 1e-3` a string, and it accepts any top-level key (`trian:`), which would then be
+# silently ignored.
+try:
+    PARAMS = load_params(
+        *(f"params/{s}.yaml" for s in SECTIONS), *workflow.config_settings.configfiles
+    )
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+config.update({section: PARAMS.get(section, {}) for section in SECTIONS})
+for _stem in SECTIONS:
+    validate(config[_stem], schema=f"../schemas/{_stem}.schema.yaml")
 # Compute jobs get OMP_NUM_THREADS={threads} (1): torch's default of one thread per core
 # oversubscribes the CPU when jobs run side by side -- measured 5.5x slower for two parallel
 # training jobs on 2 cores (30.6 s vs 5.6 s), with identical results.

@@ -14,7 +14,7 @@ CODE = "MCR code base"
 class TrainConfig:
     """The ``train.common`` params block (defaults: MCR code base, docs/mcr.md)."""
 
-    epochs: int = param(100, "maximum number of epochs", source=CODE, ge=0)
+    epochs: int = param(100, "maximum number of epochs", source=CODE, ge=1)
     batch_size: int = param(32, "rows per batch", source="MCR: 32 for ResNet settings", ge=2)
     lr: float = param(1e-4, "Adam learning rate", source=CODE, gt=0)
     weight_decay: float = param(

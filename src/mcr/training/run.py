@@ -15,8 +15,9 @@ import torch
 
 from mcr.config import ConfigError, dataset_override, deep_merge, from_mapping, to_mapping
 from mcr.data.dataset import MultimodalDataset
-from mcr.methods import SetupContext, create_method, split_method_name
+from mcr.methods import METHODS, SetupContext, create_method, split_method_name
 from mcr.models.multimodal import ModelConfig, ModelSpec, MultimodalModel
+from mcr.registry import UnknownNameError
 from mcr.runtime import resolve_device, seed_everything
 from mcr.training.checkpoint import load_model
 from mcr.training.loop import EpochCallback, FitResult, TrainConfig, fit
@@ -45,7 +46,16 @@ class RunConfig:
                 raise ConfigError(
                     f"train.datasets.{key}.{unknown[0]}: unknown key (expected common, methods)"
                 )
-        parse_variants(self.variants, self.methods)
+        # Every block is checked now, not only when its method runs: a typo in another method's
+        # block fails the first run that loads the params, with the key's path.
+        for key, block in self.methods.items():
+            check_method_block(key, block, f"train.methods.{key}")
+        for regime_key, regime in self.datasets.items():
+            for key, block in ((regime or {}).get("methods") or {}).items():
+                check_method_block(key, block, f"train.datasets.{regime_key}.methods.{key}")
+        for name, variant in parse_variants(self.variants, self.methods).items():
+            block = deep_merge(self.methods.get(variant.method) or {}, variant.set)
+            check_method_block(variant.method, block, f"train.variants.{name}.set")
 
     def variant(self, name: str) -> Variant | None:
         """The variant a run name stands for, or None for a method's own runs."""
@@ -82,6 +92,22 @@ class RunConfig:
         merged = deep_merge(common, overrides)
         source = f"train.datasets.{where}" if where else f"train.methods.{key}.train"
         return from_mapping(TrainConfig, merged, source), block
+
+
+def check_method_block(key: str, block: Mapping[str, Any] | None, where: str) -> None:
+    """Build method ``key``'s Config from ``block`` (its ``train:`` part as TrainConfig
+    overrides), so an unknown method, key or value fails with the key's path.
+
+    Raises:
+        ConfigError: naming ``where`` and what was expected.
+    """
+    block = dict(block or {})
+    from_mapping(TrainConfig, block.pop("train", None) or {}, f"{where}.train")
+    try:
+        cls = METHODS.get(key)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    from_mapping(cls.Config, block, where)
 
 
 def train_run(
