@@ -28,7 +28,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RUN_TAG = "mcr.run"  # "<dataset>/<method>/seed<seed>": joins an MLflow run to its result files
-FINGERPRINT_TAG = "mcr.fingerprint"  # hash of the run's result files: same results, same run
+FINGERPRINT_TAG = "mcr.fingerprint"  # hash of the run's results: same results, same run
+SUPERSEDED_TAG = "mcr.superseded_by"  # on an older run of the cell: the run that replaced it
 ATTEMPTS = 3
 
 
@@ -105,8 +106,12 @@ def log_run(
     """Log one finished run: params, per-epoch metrics (step = epoch), final metrics, files
     (``artifacts``) and JSON documents (``documents``: artifact file name -> content).
 
-    Idempotent: if a run with the same ``mcr.run`` and ``mcr.fingerprint`` tags exists, nothing
-    is logged again and its id is returned, so re-tracking unchanged results adds no duplicates.
+    One current run per cell (``mcr.run`` tag, dataset x method x seed). If a run with the same
+    ``mcr.run`` and ``mcr.fingerprint`` tags exists, nothing is logged again and its id is
+    returned: re-tracking unchanged results adds no duplicate. Otherwise the new run is logged and
+    every other active run of the cell is tagged ``mcr.superseded_by`` and deleted -- MLflow's
+    soft delete: hidden from the UI and searches, kept in the database, restorable with
+    ``mlflow runs restore --run-id <id>``.
     Returns the run id, or None when tracking failed (after retries; results stay on disk).
     """
 
@@ -121,7 +126,9 @@ def log_run(
         query = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in (RUN_TAG, FINGERPRINT_TAG))
         existing = client.search_runs([exp_id], filter_string=query, max_results=1)
         if existing:
-            return existing[0].info.run_id
+            run_id = existing[0].info.run_id
+            supersede(client, exp_id, tags[RUN_TAG], run_id)
+            return run_id
         run = client.create_run(exp_id, run_name=run_name, tags=dict(tags))
         run_id = run.info.run_id
         now = int(time.time() * 1000)
@@ -142,9 +149,32 @@ def log_run(
         for name, content in (documents or {}).items():
             client.log_dict(run_id, content, name)
         client.set_terminated(run_id)
+        supersede(client, exp_id, tags[RUN_TAG], run_id)  # only once the new run is complete
         return run_id
 
     return _retry(f"logging of run {run_name}", action)
+
+
+def supersede(client: Any, experiment_id: str, cell: str, current: str) -> None:
+    """Tag and soft-delete every active run of ``cell`` other than ``current``."""
+    older = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{cell}'")
+    for run in older:
+        if run.info.run_id != current:
+            client.set_tag(run.info.run_id, SUPERSEDED_TAG, current)
+            client.delete_run(run.info.run_id)
+
+
+def results_fingerprint(
+    history: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], metrics: Mapping[str, Any]
+) -> str:
+    """A hash of what a run found, without its wall times: a rerun that reproduces the same
+    numbers has the same fingerprint, so it is not logged again."""
+    stable = {
+        "history": [{k: v for k, v in row.items() if "seconds" not in k} for row in history],
+        "summary": {k: v for k, v in summary.items() if k != "seconds"},
+        "metrics": metrics,
+    }
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def params_hash(params: Mapping[str, Any]) -> str:
@@ -197,8 +227,8 @@ def track_runs(
                 final.update({f"final_{split}_{k}.{modality}": v for k, v in values.items()
                               if isinstance(v, int | float)})  # fmt: skip
         files = [run_dir / "history.csv", run_dir / "train_summary.json"]
-        content = b"".join(f.read_bytes() for f in files) + json.dumps(metrics).encode()
-        fingerprint = hashlib.sha256(content).hexdigest()[:16]
+        history = _read_history(run_dir / "history.csv")
+        fingerprint = results_fingerprint(history, summary, metrics)
         logged[tag] = log_run(
             uri,
             experiment=dataset,
@@ -213,7 +243,7 @@ def track_runs(
                 "best_epoch": str(summary["best_epoch"]),
             },
             params=params,
-            history=_read_history(run_dir / "history.csv"),
+            history=history,
             final_metrics=final,
             artifacts=files,
             documents={"metrics.json": metrics},

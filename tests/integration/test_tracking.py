@@ -79,3 +79,43 @@ def test_tracking_failure_is_reported_and_results_stay(
     assert json.loads((tmp_path / "runs.json").read_text())["runs"] == {
         "synthetic/joint/seed0": None
     }
+
+
+def test_one_current_run_per_cell_and_wall_times_do_not_count(
+    finished_run, tmp_path, monkeypatch
+):
+    """Retrained with the same numbers (other wall times): the same MLflow run. With other
+    numbers: a new run, and the old one tagged as superseded and soft-deleted."""
+    import csv
+    import shutil
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracking.init_store(tracking.tracking_uri(tmp_path))
+    run_dir = tmp_path / "runs" / "joint" / "seed0"
+    shutil.copytree(finished_run, run_dir)
+    (first,) = track_runs("synthetic", [run_dir], tmp_path, tmp_path / "a.json").values()
+
+    def rewrite_history(change) -> None:
+        rows = list(csv.DictReader((run_dir / "history.csv").open()))
+        for row in rows:
+            change(row)
+        with (run_dir / "history.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    rewrite_history(lambda row: row.update(train_seconds="9.99"))
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    (run_dir / "train_summary.json").write_text(json.dumps({**summary, "seconds": 123.0}))
+    (again,) = track_runs("synthetic", [run_dir], tmp_path, tmp_path / "b.json").values()
+    assert again == first
+    rewrite_history(lambda row: row.update(train_loss="0.5"))  # other results
+    (third,) = track_runs("synthetic", [run_dir], tmp_path, tmp_path / "c.json").values()
+    assert third not in (None, first)
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        stages = dict(db.execute("select run_uuid, lifecycle_stage from runs").fetchall())
+        (superseded_by,) = db.execute(
+            "select value from tags where run_uuid = ? and key = ?",
+            (first, tracking.SUPERSEDED_TAG),
+        ).fetchone()
+    assert stages == {first: "deleted", third: "active"} and superseded_by == third
