@@ -81,9 +81,7 @@ def test_tracking_failure_is_reported_and_results_stay(
     }
 
 
-def test_one_current_run_per_cell_and_wall_times_do_not_count(
-    finished_run, tmp_path, monkeypatch
-):
+def test_one_current_run_per_cell_and_wall_times_do_not_count(finished_run, tmp_path, monkeypatch):
     """Retrained with the same numbers (other wall times): the same MLflow run. With other
     numbers: a new run, and the old one tagged as superseded and soft-deleted."""
     import csv
