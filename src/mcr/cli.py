@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                           metavar="MODALITY=RUN_DIR",
                           help="unimodal runs for the error analysis (default: unimodal heads)")  # fmt: skip
     evaluate.add_argument("--out", type=Path, help="metrics JSON (default: RUN/metrics.json)")
+    evaluate.add_argument("--allow-unfinished", action="store_true",
+                          help="evaluate a run that has not finished training (the metrics say "
+                               "so); refused by default")  # fmt: skip
 
     sub.add_parser("list", help="list registered datasets, encoders and methods")
 
@@ -125,7 +128,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     params = load_params(*args.params) if args.params else record.get("params", {})
     dataset = load_dataset(source, params.get("data"))
     out = args.out or args.run / "metrics.json"
-    result = evaluate_run(args.run, dataset, reference_runs=dict(args.reference), out_path=out)
+    result = evaluate_run(
+        args.run, dataset, reference_runs=dict(args.reference), out_path=out,
+        allow_unfinished=args.allow_unfinished,
+    )  # fmt: skip
     test = result["test"]
     headline = test.get("accuracy", test.get("mae"))
     print(f"{result['method']} seed {result['seed']}: test {headline:.4f} -> {out}")

@@ -301,3 +301,39 @@ def test_a_variant_trains_and_evaluates_as_its_method_with_the_params_it_sets(
     )
     summary = json.loads((tmp_path / "variant" / "train_summary.json").read_text())
     assert summary["variant_of"] == "mcr" and summary["method_config"]["game"] == "independent"
+
+
+def test_unreadable_checkpoints_give_one_line_with_what_to_do(tiny_synthetic, tmp_path):
+    config = tiny_run_config(2)
+    train_run(tiny_synthetic, "joint", config, 0, tmp_path / "run")
+    best, last = tmp_path / "run" / BEST, tmp_path / "run" / checkpoint.LAST
+    best.write_bytes(best.read_bytes()[:100])  # truncated
+    with pytest.raises(checkpoint.CheckpointError, match=r"best.pt: cannot read this checkpoint "
+                       r"\(truncated or not written by mcr\); retrain the run"):  # fmt: skip
+        evaluate_run(tmp_path / "run", tiny_synthetic)
+    last.write_text("not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match=r"last.pt: cannot read this training "
+                       r"state .*delete it, or train with --no-resume"):  # fmt: skip
+        train_run(tiny_synthetic, "joint", config, 0, tmp_path / "run")
+    # the pipeline (restart_if_changed) starts such a run afresh instead of failing forever
+    again = train_run(
+        tiny_synthetic, "joint", config, 0, tmp_path / "run", restart_if_changed=True
+    )
+    assert len(again.history) == 2 and evaluate_run(tmp_path / "run", tiny_synthetic)
+
+
+def test_an_unfinished_run_is_evaluated_only_when_asked_and_then_says_so(tiny_synthetic, tmp_path):
+    def crash_after_epoch_1(record):
+        if record["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_run(tiny_synthetic, "joint", tiny_run_config(4), 0, tmp_path,
+                  callbacks=[crash_after_epoch_1])  # fmt: skip
+    with pytest.raises(ValueError, match=r"has not finished \(epoch 2 of 4 done\); finish it .*"
+                       r"--allow-unfinished"):  # fmt: skip
+        evaluate_run(tmp_path, tiny_synthetic)
+    result = evaluate_run(tmp_path, tiny_synthetic, allow_unfinished=True)
+    assert result["unfinished"] is True
+    train_run(tiny_synthetic, "joint", tiny_run_config(4), 0, tmp_path)  # resumes to the end
+    assert "unfinished" not in evaluate_run(tmp_path, tiny_synthetic)

@@ -97,6 +97,20 @@ def _unimodal_correctness(out, split, labels, reference_models, batch_size):
     return {m: u.argmax(-1) == labels for m, u in out.unimodal_logits.items()}, "unimodal_heads"
 
 
+def run_is_unfinished(run_dir: Path) -> str:
+    """``"epoch 3 of 20 done"`` when the run's ``last.pt`` says it stopped before the end, else
+    empty (finished, or no ``last.pt`` to tell)."""
+    last = run_dir / checkpoint.LAST
+    if not last.is_file():
+        return ""
+    state = checkpoint.load(last)
+    progress = state.get("progress") or {}
+    if progress.get("finished", True):
+        return ""
+    epochs = (state.get("train_config") or {}).get("epochs", "?")
+    return f"epoch {progress.get('next_epoch', 0)} of {epochs} done"
+
+
 def evaluate_run(
     run_dir: str | Path,
     dataset: MultimodalDataset,
@@ -104,13 +118,26 @@ def evaluate_run(
     reference_runs: Mapping[str, str | Path] | None = None,
     out_path: str | Path | None = None,
     batch_size: int = 1024,
+    allow_unfinished: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``run_dir/best.pt`` on val and test; write the JSON to ``out_path`` if given.
 
     ``batch_size`` rows go through the model at a time (memory only: results do not depend on
-    it beyond float rounding).
+    it beyond float rounding). A run whose ``last.pt`` says it has not finished is refused: its
+    best epoch so far is not the run's result. ``allow_unfinished`` evaluates it anyway, and the
+    result says ``"unfinished": true``.
+
+    Raises:
+        ValueError: an unfinished run (without ``allow_unfinished``), or other modalities.
     """
     run_dir = Path(run_dir)
+    unfinished = run_is_unfinished(run_dir)
+    if unfinished and not allow_unfinished:
+        raise ValueError(
+            f"{run_dir}: the run has not finished ({unfinished}); finish it (rerun the same "
+            "mcr train command, or its pipeline job) or evaluate it as it is with "
+            "--allow-unfinished"
+        )
     state = checkpoint.load(run_dir / checkpoint.BEST)
     model = load_model(run_dir / checkpoint.BEST)
     if model.spec.info.modalities != dataset.info.modalities:
@@ -129,6 +156,8 @@ def evaluate_run(
         "seed": state["seed"],
         "best_epoch": state["epoch"],
     }
+    if unfinished:
+        result["unfinished"] = True
     for name in ("val", "test"):
         result[name] = evaluate_split(
             model,

@@ -24,11 +24,41 @@ def save(state: dict[str, Any], path: Path) -> None:
         torch.save(state, tmp)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file exists but cannot be read (truncated, overwritten, not mcr's)."""
+
+
 def load(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint on the CPU, tensors and plain types only (``weights_only``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: the file cannot be read, with what to do about it.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- zip, pickle, EOF and torch errors alike
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: {unreadable_advice(path)} ({reason})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: {unreadable_advice(path)} (not a checkpoint mapping)")
+    return state
+
+
+def unreadable_advice(path: Path) -> str:
+    """What to do about an unreadable checkpoint, by its kind."""
+    if path.name == LAST:
+        return (
+            "cannot read this training state (truncated or not written by mcr); delete it, or "
+            "train with --no-resume, to start the run afresh"
+        )
+    return (
+        "cannot read this checkpoint (truncated or not written by mcr); retrain the run "
+        "(mcr train, or rerun its pipeline job)"
+    )
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> MultimodalModel:

@@ -177,6 +177,10 @@ def fit(
             if not restart_if_changed:
                 raise
             log.warning("%s holds a run with other settings: starting afresh", last_path)
+        except checkpoint.CheckpointError as exc:
+            if not restart_if_changed:
+                raise
+            log.warning("%s; starting afresh", exc)  # the pipeline: a rerun must not loop on it
     epochs = config.epochs if method.trains else 0
     autocast = torch.autocast(
         "cuda", torch.bfloat16, enabled=device.type == "cuda" and config.bf16
