@@ -37,9 +37,8 @@ CONSUMERS = sorted(n for n in METHODS if n != "unimodal" and uses_unimodal_runs(
 
 @pytest.mark.parametrize("method", ["joint", "multiloss", "mcr", *CONSUMERS])
 def test_every_method_trains_and_evaluates(method, tiny_synthetic, unimodal_runs, tmp_path):
-    result = train_run(
-        tiny_synthetic, method, tiny_run_config(8), 0, tmp_path, unimodal_runs=unimodal_runs
-    )
+    runs = unimodal_runs if method in CONSUMERS else None  # the others refuse them
+    result = train_run(tiny_synthetic, method, tiny_run_config(8), 0, tmp_path, unimodal_runs=runs)
     assert finite_history(result)
     assert len(result.history) == (1 if method == "ensemble" else 8)  # ensemble: validation only
     metrics = evaluate_run(tmp_path, tiny_synthetic, out_path=tmp_path / "metrics.json")
@@ -54,6 +53,32 @@ def test_every_method_trains_and_evaluates(method, tiny_synthetic, unimodal_runs
 def test_methods_needing_unimodal_runs_say_so(tiny_synthetic, tmp_path):
     with pytest.raises(ConfigError, match=r"pass a unimodal run for m1, m2 \(e.g. --unimodal m1="):
         train_run(tiny_synthetic, "ensemble", tiny_run_config(1), 0, tmp_path)
+
+
+def test_unimodal_inputs_are_checked_before_training(tiny_synthetic, unimodal_runs, tmp_path):
+    """A joint run, swapped modalities, an unknown or a missing modality, or unimodal runs given
+    to a method that does not use them: one line each, before any training."""
+    config = tiny_run_config(1)
+    joint = tmp_path / "joint"
+    train_run(tiny_synthetic, "joint", config, 0, joint)
+    cases = [
+        ({"m1": joint, "m2": unimodal_runs["m2"]},
+         r"--unimodal m1=.*joint: holds a 'joint' run, expected unimodal_m1"),
+        ({"m1": unimodal_runs["m2"], "m2": unimodal_runs["m1"]},
+         r"--unimodal m1=.*: holds a 'unimodal_m2' run, expected unimodal_m1"),
+        ({**unimodal_runs, "m9": joint},
+         r"--unimodal m9: dataset 'synthetic' has no modality 'm9' \(its modalities: m1, m2\)"),
+        ({"m1": unimodal_runs["m1"]}, r"pass a unimodal run for m2"),
+        ({"m1": tmp_path / "nowhere", "m2": unimodal_runs["m2"]},
+         r"--unimodal m1=.*nowhere: no best.pt there \(expected a finished unimodal_m1 run\)"),
+    ]  # fmt: skip
+    for runs, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            train_run(tiny_synthetic, "ensemble", config, 0, tmp_path / "e", unimodal_runs=runs)
+    with pytest.raises(ConfigError, match=r"method 'joint' does not start from unimodal runs; "
+                       r"drop --unimodal \(m1, m2\)"):  # fmt: skip
+        train_run(tiny_synthetic, "joint", config, 0, tmp_path / "j", unimodal_runs=unimodal_runs)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "j").exists()  # nothing written
 
 
 def test_ensemble_is_the_validation_standardised_sum(tiny_synthetic, unimodal_runs, tmp_path):

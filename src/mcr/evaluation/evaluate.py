@@ -20,6 +20,7 @@ from mcr.methods import create_method
 from mcr.models.multimodal import MultimodalModel
 from mcr.training import checkpoint, predict
 from mcr.training.checkpoint import load_model
+from mcr.training.state import unfinished_reason
 
 PERMUTATION_SEED = 0  # fixed, so "accuracy with modality m permuted" is reproducible
 
@@ -97,20 +98,6 @@ def _unimodal_correctness(out, split, labels, reference_models, batch_size):
     return {m: u.argmax(-1) == labels for m, u in out.unimodal_logits.items()}, "unimodal_heads"
 
 
-def run_is_unfinished(run_dir: Path) -> str:
-    """``"epoch 3 of 20 done"`` when the run's ``last.pt`` says it stopped before the end, else
-    empty (finished, or no ``last.pt`` to tell)."""
-    last = run_dir / checkpoint.LAST
-    if not last.is_file():
-        return ""
-    state = checkpoint.load(last)
-    progress = state.get("progress") or {}
-    if progress.get("finished", True):
-        return ""
-    epochs = (state.get("train_config") or {}).get("epochs", "?")
-    return f"epoch {progress.get('next_epoch', 0)} of {epochs} done"
-
-
 def evaluate_run(
     run_dir: str | Path,
     dataset: MultimodalDataset,
@@ -131,7 +118,7 @@ def evaluate_run(
         ValueError: an unfinished run (without ``allow_unfinished``), or other modalities.
     """
     run_dir = Path(run_dir)
-    unfinished = run_is_unfinished(run_dir)
+    unfinished = unfinished_reason(run_dir)
     if unfinished and not allow_unfinished:
         raise ValueError(
             f"{run_dir}: the run has not finished ({unfinished}); finish it (rerun the same "

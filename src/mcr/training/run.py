@@ -19,8 +19,10 @@ from mcr.methods import METHODS, SetupContext, create_method, split_method_name
 from mcr.models.multimodal import ModelConfig, ModelSpec, MultimodalModel
 from mcr.registry import UnknownNameError
 from mcr.runtime import resolve_device, seed_everything
+from mcr.training import checkpoint
 from mcr.training.checkpoint import load_model
 from mcr.training.loop import EpochCallback, FitResult, TrainConfig, fit
+from mcr.training.state import unfinished_reason
 from mcr.variants import Variant, parse_variants
 
 
@@ -110,6 +112,31 @@ def check_method_block(key: str, block: Mapping[str, Any] | None, where: str) ->
     from_mapping(cls.Config, block, where)
 
 
+def check_unimodal_run(run_dir: Path, modality: str, dataset: str) -> None:
+    """A ``--unimodal <modality>=<run_dir>`` folder must hold a finished ``unimodal_<modality>``
+    run of the same dataset: a joint run, swapped modalities or another dataset's run would be
+    loaded without complaint and start the method from the wrong weights.
+
+    Raises:
+        ConfigError: naming the folder, what it holds and what was expected.
+    """
+    where, expected = f"--unimodal {modality}={run_dir}", f"unimodal_{modality}"
+    best = run_dir / checkpoint.BEST
+    if not best.is_file():
+        raise ConfigError(
+            f"{where}: no {checkpoint.BEST} there (expected a finished {expected} run)"
+        )
+    state = checkpoint.load(best)
+    if state.get("method") != expected:
+        raise ConfigError(f"{where}: holds a {state.get('method')!r} run, expected {expected}")
+    trained_on = (state.get("dataset") or {}).get("name")
+    if trained_on != dataset:
+        raise ConfigError(f"{where}: trained on dataset {trained_on!r}, expected {dataset!r}")
+    unfinished = unfinished_reason(run_dir)
+    if unfinished:
+        raise ConfigError(f"{where}: the run has not finished ({unfinished}); finish it first")
+
+
 def train_run(
     dataset: MultimodalDataset,
     method_name: str,
@@ -151,14 +178,27 @@ def train_run(
     if device.type == "cuda" and train_config.channels_last:
         model = model.to(memory_format=torch.channels_last)  # conv kernels pick NHWC
     unimodal_models = {}
+    unimodal_runs = dict(unimodal_runs or {})
+    if unimodal_runs and not method.needs_unimodal_models:
+        raise ConfigError(
+            f"method {method_name!r} does not start from unimodal runs; drop --unimodal "
+            f"({', '.join(sorted(unimodal_runs))})"
+        )
     if method.needs_unimodal_models:
-        unimodal_runs = dict(unimodal_runs or {})
+        unknown = sorted(set(unimodal_runs) - set(spec.modalities))
+        if unknown:
+            raise ConfigError(
+                f"--unimodal {unknown[0]}: dataset {info.name!r} has no modality {unknown[0]!r} "
+                f"(its modalities: {', '.join(spec.modalities)})"
+            )
         missing = [m for m in spec.modalities if m not in unimodal_runs]
         if missing:
             raise ConfigError(
                 f"method {method_name!r} starts from unimodal models; pass a unimodal run for "
                 f"{', '.join(missing)} (e.g. --unimodal {missing[0]}=<run dir>)"
             )
+        for m in spec.modalities:
+            check_unimodal_run(Path(unimodal_runs[m]), m, info.name)
         unimodal_models = {m: load_model(unimodal_runs[m], device) for m in spec.modalities}
     try:
         context = SetupContext(seed, device, unimodal_models, dataset.val, dataset.train)

@@ -134,3 +134,17 @@ def restore(
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return Progress(**state["progress"])
+
+
+def unfinished_reason(run_dir: Path) -> str:
+    """``"epoch 3 of 20 done"`` when the run's ``last.pt`` says it stopped before the end, else
+    empty (finished, or no ``last.pt`` to tell)."""
+    last = Path(run_dir) / checkpoint.LAST
+    if not last.is_file():
+        return ""
+    state = checkpoint.load(last)
+    progress = state.get("progress") or {}
+    if progress.get("finished", True):
+        return ""
+    epochs = (state.get("train_config") or {}).get("epochs", "?")
+    return f"epoch {progress.get('next_epoch', 0)} of {epochs} done"
