@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -97,13 +98,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def writable_folder(path: Path, flag: str) -> None:
+    """Make sure ``path`` is (or can become) a folder this process can write to, before any
+    training starts: a read-only run folder used to fail only after the first epoch."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: not a writable folder ({exc.strerror})") from None
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from mcr.features import load_dataset
     from mcr.training import RunConfig, train_run
 
     params = _override(load_params(*args.params), args.set)
+    config = RunConfig.from_params(params)  # bad params fail before anything is written
+    writable_folder(args.out, "--out")
     dataset = load_dataset(args.dataset, params.get("data"))
-    config = RunConfig.from_params(params)
     result = train_run(
         dataset, args.method, config, args.seed, args.out,
         unimodal_runs=dict(args.unimodal), resume=not args.no_resume,
@@ -167,8 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }  # fmt: skip
     try:
         commands[args.command](args)
-    except (ConfigError, UnknownNameError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, UnknownNameError, ValueError) as exc:
         print(f"mcr {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permission denied, not a directory, disk full, ...: name the path
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = exc.strerror or str(exc)
+        print(f"mcr {args.command}: error: {where}{reason}", file=sys.stderr)
         return 2
     return 0
 

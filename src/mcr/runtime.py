@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import torch
 
+from mcr.config import ConfigError
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (CPU and CUDA) and request deterministic kernels."""
@@ -39,7 +41,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but torch sees no CUDA device")
+        raise ConfigError(f"device {name!r} requested but torch sees no CUDA device")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' requested but torch sees no Apple GPU (MPS)")
     return torch.device(name)
 
 

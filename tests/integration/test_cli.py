@@ -94,3 +94,48 @@ def test_bring_your_own_dataset_folder(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "val.parquet" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--set", "train.common.device=gpu"],
+         "train.common: device='gpu': expected one of auto, cpu, cuda, cuda:N"),
+        (["--set", "train.common.lr=1e-3", "--set", "trian.common.epochs=3"],
+         "--set trian.common.epochs: unknown top-level key 'trian' (expected data, train, report)"),
+        (["--set", "train.common.epochs=0"], "train.common: epochs=0: expected >= 1"),
+        (["--set", "train.methods.mcr.gam=1"], "train.methods.mcr.gam: unknown key"),
+    ],
+)  # fmt: skip
+def test_bad_params_get_one_line_before_anything_is_written(args, message, tmp_path) -> None:
+    out = tmp_path / "run"
+    result = mcr("train", "--dataset", "synthetic", "--method", "joint", *SHRINK, *args,
+                 "--out", str(out))  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert lines[0].startswith(f"mcr train: error: {message}")
+    assert not out.exists()  # nothing written
+
+
+def test_out_must_be_a_writable_folder_and_is_checked_before_training(tmp_path) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for out, message in [
+        (a_file, f"--out {a_file}: exists and is not a folder"),
+        (a_file / "run", f"--out {a_file / 'run'}: not a writable folder (Not a directory)"),
+    ]:
+        result = mcr("train", "--dataset", "synthetic", "--method", "joint", *SHRINK,
+                     "--out", str(out))  # fmt: skip
+        assert result.returncode == 2 and result.stderr.strip() == f"mcr train: error: {message}"
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="this machine has a CUDA device"
+)
+def test_a_device_this_machine_lacks_is_one_line(tmp_path) -> None:
+    result = mcr("train", "--dataset", "synthetic", "--method", "joint", *SHRINK,
+                 "--set", "train.common.device=cuda", "--out", str(tmp_path / "run"))  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "mcr train: error: device 'cuda' requested but torch sees no CUDA device"
+    )

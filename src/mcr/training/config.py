@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from mcr.config import param
 
 CODE = "MCR code base"
+#: The devices ``device`` may name.
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class TrainConfig:
     grad_clip_norm: float = param(
         0.0, "gradient-norm clipping, 0 = off", source="MCR clips only Sth-Sth, at 5.0", ge=0
     )
-    device: str = param("auto", "auto | cpu | cuda | cuda:N")
+    device: str = param("auto", "auto | cpu | cuda | cuda:N | mps")
     bf16: bool = param(True, "bf16 autocast on CUDA (ignored on CPU)")
     channels_last: bool = param(
         True, "CUDA: convolution weights in channels-last memory format (ignored on CPU)"
@@ -74,6 +77,13 @@ class TrainConfig:
         "every epoch took a third of a small synthetic run's time",
         ge=0,
     )
+
+    def __post_init__(self) -> None:
+        if not DEVICE.match(self.device):
+            raise ValueError(
+                f"device={self.device!r}: expected one of auto, cpu, cuda, cuda:N (N = 0, 1, ...), "
+                "mps"
+            )
 
     @property
     def memory_budget(self) -> float:
