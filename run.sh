@@ -95,9 +95,36 @@ recover_stale_lock() {
   snakemake --workflow-profile workflow/profiles/default --unlock --quiet all > /dev/null
 }
 
+check_configfiles() {
+  # Snakemake's own message for a malformed --configfile names neither the file nor the line:
+  # read every --configfile given here as the jobs will (mcr.config.load_params) first.
+  local files=() taking=0 arg
+  for arg in "$@"; do
+    case "$arg" in
+      --configfile=*|--configfiles=*) files+=("${arg#*=}"); taking=1 ;;
+      --configfile|--configfiles) taking=1 ;;
+      -*) taking=0 ;;
+      *) if [ "$taking" = 1 ]; then files+=("$arg"); fi ;;
+    esac
+  done
+  [ "${#files[@]}" -eq 0 ] && return 0
+  python - "${files[@]}" <<'PY'
+import sys
+
+from mcr.config import ConfigError, load_params
+
+try:
+    load_params(*sys.argv[1:])
+except ConfigError as exc:
+    sys.exit(f"error: {exc}")
+PY
+}
+
 ensure_venv
 case "${1:-}" in
   test) run_tests ;;
-  quick) shift; recover_stale_lock; snakemake --workflow-profile workflow/profiles/quick "$@" ;;
-  *) recover_stale_lock; run_default "$@" ;;
+  quick)
+    shift; check_configfiles "$@"; recover_stale_lock
+    snakemake --workflow-profile workflow/profiles/quick "$@" ;;
+  *) check_configfiles "$@"; recover_stale_lock; run_default "$@" ;;
 esac

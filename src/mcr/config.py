@@ -197,6 +197,15 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=ParamsLoader)
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """``not valid YAML at line 3, column 9: did not find expected ',' or ']'``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return f"not valid YAML: {problem}"
+    return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
 def check_sections(params: Mapping[str, Any], where: str) -> None:
     """Refuse a top-level key that is not a params section (``trian:``), naming the valid ones."""
     unknown = sorted(set(params) - set(SECTIONS))
@@ -217,7 +226,7 @@ def load_params(*paths: str | Path) -> dict[str, Any]:
         try:
             content = parse_yaml(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+            raise ConfigError(f"{path}: {yaml_problem(exc)}") from None
         if not isinstance(content, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         check_sections(content, str(path))

@@ -66,6 +66,42 @@ def test_params_overlays_reach_every_job_script_and_config_overrides_are_refused
     assert "--config cannot override data/train/report params" in done.stdout + done.stderr
 
 
+def test_bad_params_and_folders_get_one_line_each_when_the_dag_is_built(tmp_path: Path) -> None:
+    """Every violated schema key on its own line (not the first one with the schema dumped);
+    a data.folders entry that is missing, empty or not the contract: one line naming it."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  seeds: [x]\n  common: {lr: abc, epochs: -1}\n")
+    out = run(str(BIN / "snakemake"), "-n", "--configfile", str(bad), cwd=ROOT)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "the params do not match workflow/schemas" in text
+    for line in ("train.common.epochs: -1 is less than the minimum of 1",
+                 "train.common.lr: 'abc' is not of type 'number'",
+                 "train.seeds.0: 'x' is not of type 'integer'"):  # fmt: skip
+        assert line in text.splitlines(), text[-2000:]
+    assert "Failed validating" not in text  # no schema dump
+    empty, plain = tmp_path / "empty", tmp_path / "plain"
+    empty.mkdir()
+    for split in ("train", "val", "test"):
+        (empty / f"{split}.parquet").write_bytes(b"")
+    plain.mkdir()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for split in ("train", "val", "test"):
+        pq.write_table(pa.table({"x": [1, 2]}), plain / f"{split}.parquet")
+    cases = {
+        tmp_path / "nowhere": f"{tmp_path / 'nowhere'} is not a folder (expected train.parquet,",
+        empty: f"{empty / 'train.parquet'} is empty (0 bytes)",
+        plain: f"{plain / 'train.parquet'} has no mcr metadata (task, modalities)",
+    }
+    for folder, message in cases.items():
+        overlay = tmp_path / "folders.yaml"
+        overlay.write_text(f"data:\n  folders: {{mine: '{folder}'}}\n")
+        out = run(str(BIN / "snakemake"), "-n", "--configfile", str(overlay), cwd=ROOT)
+        assert out.returncode != 0
+        assert f"data.folders.mine: {message}" in out.stdout + out.stderr, folder
+
+
 def test_the_dag_reads_params_as_the_jobs_do(tmp_path: Path) -> None:
     """`lr: 1e-3` is a number for the DAG too (Snakemake alone reads it as a string and the
     schema refuses it); a top-level typo in an overlay is refused, not silently ignored."""

@@ -76,3 +76,11 @@ def test_a_live_run_is_refused_and_a_killed_one_is_unlocked_and_resumed(checkout
     assert not any((checkout / ".snakemake/locks").iterdir())
     again = run_sh(checkout, "quick", "-n")  # nothing stale now: no message
     assert again.returncode == 0 and "found the lock" not in again.stdout
+
+
+def test_a_malformed_configfile_is_named_with_its_line(checkout: Path) -> None:
+    bad = checkout / "mine.yaml"
+    bad.write_text("train:\n  common: {lr: [unclosed\n")
+    done = run_sh(checkout, "quick", "-n", "--configfile", str(bad))
+    assert done.returncode != 0
+    assert f"error: {bad}: not valid YAML at line 3, column 1" in done.stderr

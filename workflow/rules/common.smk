@@ -16,6 +16,7 @@ from snakemake.utils import validate
 from mcr.config import SECTIONS, ConfigError, dataset_override, load_params
 from mcr.tracking import init_store, tracking_uri
 from mcr.workflow.catalog import CATALOG_FILE, StaleCatalogError, load_catalog
+from mcr.workflow.params_schema import schema_errors
 from mcr.workflow.layout import (
     dataset_modalities,
     method_train_params,
@@ -65,12 +66,30 @@ try:
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 config.update({section: PARAMS.get(section, {}) for section in SECTIONS})
+_errors = [
+    line
+    for stem in SECTIONS
+    for line in schema_errors(
+        config[stem], stem, Path(workflow.basedir) / "workflow/schemas"
+    )
+]
+if _errors:
+    raise WorkflowError(
+        "the params do not match workflow/schemas (one line per key):\n"
+        + "\n".join(_errors)
+    )
 for _stem in SECTIONS:
-    validate(config[_stem], schema=f"../schemas/{_stem}.schema.yaml")
+    validate(
+        config[_stem], schema=f"../schemas/{_stem}.schema.yaml"
+    )  # fills in the defaults
 # Compute jobs get OMP_NUM_THREADS={threads} (1): torch's default of one thread per core
 # oversubscribes the CPU when jobs run side by side -- measured 5.5x slower for two parallel
 # training jobs on 2 cores (30.6 s vs 5.6 s), with identical results.
-DATASETS = pipeline_datasets(config["data"])
+try:
+    DATASETS = pipeline_datasets(config["data"])
+    MODALITIES = {name: dataset_modalities(source) for name, source in DATASETS.items()}
+except ConfigError as exc:  # one line naming the params key, not a traceback
+    raise WorkflowError(str(exc)) from None
 for _line in skipped_benchmarks(config["data"]):
     logger.info(_line)
 if not DATASETS:
@@ -78,7 +97,6 @@ if not DATASETS:
         "no dataset to run: the params switch every dataset off (a paper profile runs only its "
         "benchmark: set data.benchmarks.<name>.root in params/data.yaml)"
     )
-MODALITIES = {name: dataset_modalities(source) for name, source in DATASETS.items()}
 # The paper's benchmarks: media caches, ResNet-18 encoders. Their extraction uses every core;
 # their training jobs ask for a GPU when the run declares GPUs (--resources gpu=N).
 BENCHMARK_DATASETS = {name for name, source in DATASETS.items() if source.benchmark}

@@ -174,11 +174,37 @@ def dataset_layout(source: DatasetSource) -> tuple[str, tuple[str, ...]]:
     if source.benchmark is not None:
         config = benchmark_config(source.benchmark, source.params, source.params_key)
         return "classification", tuple(config.modalities)
+    return folder_layout(Path(source.folder or ""), source.params_key)
+
+
+def folder_layout(folder: Path, where: str) -> tuple[str, tuple[str, ...]]:
+    """Task and modalities of a bring-your-own folder, from its ``train.parquet`` metadata;
+    a missing folder or file, an empty file or a file without the contract's metadata fails
+    here, when the DAG is built, with one line naming ``where`` (``data.folders.<name>``)."""
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(Path(source.folder or "") / "train.parquet")
-    meta = json.loads(schema.metadata[b"mcr"])
-    return str(meta["task"]), tuple(meta["modalities"])
+    expected = "train.parquet, val.parquet and test.parquet in the data contract (README)"
+    if not folder.is_dir():
+        raise ConfigError(f"{where}: {folder} is not a folder (expected {expected})")
+    for split in ("train", "val", "test"):
+        path = folder / f"{split}.parquet"
+        if not path.is_file():
+            raise ConfigError(f"{where}: {path} is missing (expected {expected})")
+        if path.stat().st_size == 0:
+            raise ConfigError(f"{where}: {path} is empty (0 bytes)")
+    train = folder / "train.parquet"
+    try:
+        schema = pq.read_schema(train)
+    except Exception as exc:  # noqa: BLE001 -- arrow's errors: one line, not its traceback
+        raise ConfigError(f"{where}: {train} is not a readable Parquet file ({exc})") from None
+    try:
+        meta = json.loads((schema.metadata or {})[b"mcr"])
+        return str(meta["task"]), tuple(meta["modalities"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: {train} has no mcr metadata (task, modalities); write the folder with "
+            "mcr.data.contract.write_dataset (README, data contract)"
+        ) from None
 
 
 def run_names(
