@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as exc:  # permission denied, not a directory, disk full, ...: name the path
         where = f"{exc.filename}: " if exc.filename else ""
-        reason = exc.strerror or str(exc)
+        reason = exc.strerror or str(exc)  # ours (CheckpointWriteError) carry the whole line
         print(f"mcr {args.command}: error: {where}{reason}", file=sys.stderr)
         return 2
     return 0

@@ -18,10 +18,26 @@ LAST = "last.pt"  # full training state, rewritten after every epoch (for resume
 BEST = "best.pt"  # model + method state at the best validation epoch (for evaluation)
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, file-size limit, read-only folder)."""
+
+
 def save(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file and rename, so a crash never leaves a truncated checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write to a temporary file and rename, so a crash never leaves a truncated checkpoint.
+
+    Raises:
+        CheckpointWriteError: the write failed; the previous file at ``path`` is untouched.
+    """
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as exc:  # torch's writer reports a full disk as RuntimeError
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        previous = "the previous one is intact" if path.is_file() else "nothing was written"
+        raise CheckpointWriteError(
+            f"{path}: could not write the checkpoint ({reason}); is the disk full or the folder "
+            f"read-only? {previous}"
+        ) from None
 
 
 class CheckpointError(ValueError):
