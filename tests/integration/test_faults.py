@@ -86,6 +86,19 @@ def test_a_hard_kill_mid_epoch_resumes_to_identical_results(tmp_path: Path) -> N
     for name in ("results.csv", "summary.md"):
         assert (killed / "reports" / name).read_text() == (straight / "reports" / name).read_text()
 
+    # a features file corrupted after make_dataset: the jobs that read it rerun, and fail with
+    # the data contract's message naming the file, never train on it silently
+    table = killed / "data/features/synthetic_r4/train.parquet"
+    content = bytearray(table.read_bytes())
+    content[1000:1200] = bytes(b ^ 0xFF for b in content[1000:1200])
+    table.write_bytes(bytes(content))
+    plan = quick(killed, "-n", "--quiet", "rules")
+    assert "train_sweep_synthetic_r4" in plan.stdout + plan.stderr
+    failed = quick(killed, "--cores", "1", "--until", "train_sweep_synthetic_r4")
+    assert failed.returncode != 0
+    log = (killed / "logs/train_model/synthetic_r4.log").read_text()
+    assert "data contract violation(s):\n  - train.parquet: " in log  # unreadable or non-finite
+
 
 def test_a_full_disk_while_a_checkpoint_is_written_is_one_line_and_keeps_the_last_one(
     tmp_path: Path,
