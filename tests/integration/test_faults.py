@@ -121,25 +121,20 @@ def test_a_full_disk_while_a_checkpoint_is_written_is_one_line_and_keeps_the_las
     assert not list(out.glob("*.tmp*")) and not list(out.glob(".*"))  # no temp file left
 
 
+def evaluated_run(out: Path) -> Path:
+    """A small joint run trained and evaluated with the ``mcr`` CLI, for the tracking faults."""
+    mcr = [sys.executable, "-m", "mcr.cli"]
+    train = [*mcr, "train", "--dataset", "synthetic", "--method", "joint", *SMALL]
+    for command in ([*train, "--out", str(out)], [*mcr, "evaluate", "--run", str(out)]):
+        done = subprocess.run(command, capture_output=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
 def test_a_corrupt_mlflow_database_warns_and_loses_no_result(tmp_path: Path) -> None:
     """Tracking is best effort: with a garbage mlflow.db the run's result files are complete,
     the tracking record names no run, and the job says why."""
-    out = tmp_path / "runs" / "joint" / "seed0"
-    mcr = [sys.executable, "-m", "mcr.cli"]
-    train = [
-        *mcr,
-        "train",
-        "--dataset",
-        "synthetic",
-        "--method",
-        "joint",
-        *SMALL,
-        "--out",
-        str(out),
-    ]
-    assert subprocess.run(train, capture_output=True, timeout=300, check=False).returncode == 0
-    evaluate = [*mcr, "evaluate", "--run", str(out)]
-    assert subprocess.run(evaluate, capture_output=True, timeout=300, check=False).returncode == 0
+    out = evaluated_run(tmp_path / "runs" / "joint" / "seed0")
     (tmp_path / "mlflow.db").write_bytes(b"this is not an sqlite database" * 100)
     env = {k: v for k, v in ENV.items() if k != "MLFLOW_TRACKING_URI"}
     code = (
@@ -162,22 +157,7 @@ def test_a_locked_mlflow_database_warns_after_retries_and_loses_no_result(tmp_pa
     gives up with a warning, and the run's files are untouched."""
     import sqlite3
 
-    out = tmp_path / "runs" / "joint" / "seed0"
-    mcr = [sys.executable, "-m", "mcr.cli"]
-    train = [
-        *mcr,
-        "train",
-        "--dataset",
-        "synthetic",
-        "--method",
-        "joint",
-        *SMALL,
-        "--out",
-        str(out),
-    ]
-    assert subprocess.run(train, capture_output=True, timeout=300, check=False).returncode == 0
-    evaluate = [*mcr, "evaluate", "--run", str(out)]
-    assert subprocess.run(evaluate, capture_output=True, timeout=300, check=False).returncode == 0
+    out = evaluated_run(tmp_path / "runs" / "joint" / "seed0")
     env = {k: v for k, v in ENV.items() if k != "MLFLOW_TRACKING_URI"}
     init = "from mcr.tracking import init_store, tracking_uri; init_store(tracking_uri('.'))"
     subprocess.run([sys.executable, "-c", init], cwd=tmp_path, env=env, check=True, timeout=300)
