@@ -23,7 +23,14 @@ from typing import Any
 
 import yaml
 
-from mcr.config import ConfigError, check_sections, deep_merge, load_params, parse_yaml
+from mcr.config import (
+    ConfigError,
+    check_sections,
+    deep_merge,
+    load_params,
+    parse_yaml,
+    yaml_problem,
+)
 from mcr.registry import UnknownNameError
 
 RUN_FILE = "run.json"  # how a run was made: dataset source, method, seed, params
@@ -43,7 +50,7 @@ def _override(params: dict[str, Any], assignments: Sequence[tuple[str, str]]) ->
         try:
             nested: dict[str, Any] = parse_yaml(raw) if raw else None  # type: ignore[assignment]
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {dotted}={raw}: not a YAML value ({exc})") from None
+            raise ConfigError(f"--set {dotted}={raw}: {yaml_problem(exc)}") from None
         for part in reversed(dotted.split(".")):
             nested = {part: nested}
         check_sections(nested, f"--set {dotted}")

@@ -78,10 +78,8 @@ if _errors:
         "the params do not match workflow/schemas (one line per key):\n"
         + "\n".join(_errors)
     )
-for _stem in SECTIONS:
-    validate(
-        config[_stem], schema=f"../schemas/{_stem}.schema.yaml"
-    )  # fills in the defaults
+for _stem in SECTIONS:  # Snakemake's validate fills in the declared defaults
+    validate(config[_stem], schema=f"../schemas/{_stem}.schema.yaml")
 # Compute jobs get OMP_NUM_THREADS={threads} (1): torch's default of one thread per core
 # oversubscribes the CPU when jobs run side by side -- measured 5.5x slower for two parallel
 # training jobs on 2 cores (30.6 s vs 5.6 s), with identical results.

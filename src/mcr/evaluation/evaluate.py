@@ -126,7 +126,7 @@ def evaluate_run(
             "--allow-unfinished"
         )
     state = checkpoint.load(run_dir / checkpoint.BEST)
-    model = load_model(run_dir / checkpoint.BEST)
+    model = checkpoint.model_from_state(state)
     if model.spec.info.modalities != dataset.info.modalities:
         raise ValueError(
             f"{run_dir}: trained on modalities {model.spec.info.modalities}, but the dataset has "

@@ -136,7 +136,8 @@ def build_report(
     results = everything[~everything["method"].isin(variants)]
     methods = order + sorted(set(results["method"]) - set(order))
     display = config.display_names
-    summary = mean_std(results, "accuracy")
+    summary_all = mean_std(everything, "accuracy")  # the ablation table reads the variants
+    summary = summary_all[~summary_all["method"].isin(variants)]
     datasets = list(dict.fromkeys(results["dataset"]))
     most_imbalanced: dict[str, str] = {}  # sweep family -> its highest level's dataset
     for dataset in sorted(sweep_levels, key=sweep_levels.get):
@@ -169,9 +170,7 @@ def build_report(
             "averaged over the datasets shown."
         ),
         "",
-        ablation_markdown(
-            mean_std(everything, "accuracy"), config.ablations, config.ablation_reference
-        )
+        ablation_markdown(summary_all, config.ablations, config.ablation_reference)
         or "No ablation runs in this run (`train.variants` names none of its datasets).",
         "",
         "## Claims check",

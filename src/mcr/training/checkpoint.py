@@ -18,6 +18,12 @@ LAST = "last.pt"  # full training state, rewritten after every epoch (for resume
 BEST = "best.pt"  # model + method state at the best validation epoch (for evaluation)
 
 
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an error's message (torch's run over many lines), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (full disk, file-size limit, read-only folder)."""
 
@@ -32,7 +38,7 @@ def save(state: dict[str, Any], path: Path) -> None:
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
     except (OSError, RuntimeError) as exc:  # torch's writer reports a full disk as RuntimeError
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         previous = "the previous one is intact" if path.is_file() else "nothing was written"
         raise CheckpointWriteError(
             f"{path}: could not write the checkpoint ({reason}); is the disk full or the folder "
@@ -57,8 +63,7 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- zip, pickle, EOF and torch errors alike
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: {unreadable_advice(path)} ({reason})") from None
+        raise CheckpointError(f"{path}: {unreadable_advice(path)} ({first_line(exc)})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: {unreadable_advice(path)} (not a checkpoint mapping)")
     return state
@@ -82,7 +87,11 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> Multimod
     path = Path(path)
     if path.is_dir():
         path = path / BEST
-    state = load(path)
+    return model_from_state(load(path), device)
+
+
+def model_from_state(state: dict[str, Any], device: torch.device | str = "cpu") -> MultimodalModel:
+    """The model a loaded checkpoint describes, in eval mode (no second read of the file)."""
     model = MultimodalModel(ModelSpec.from_dict(state["model_spec"]))
     model.load_state_dict(state["model_state"])
     return model.to(device).eval()

@@ -191,7 +191,7 @@ def fit(
     )  # fmt: skip
     if epochs == 0 and not progress.finished:  # nothing to train: the prepared model is final
         progress.history.append({"epoch": -1.0})
-        progress = _evaluate_epoch(-1, model, method, val, config, progress, out_dir, meta)
+        progress = _evaluate_epoch(-1, model, method, val, config, progress, meta)
         progress.finished = True
     saved_at, best_written = time.monotonic(), None  # best.pt: rewritten at the first save
     while not progress.finished and progress.next_epoch < epochs:
@@ -230,7 +230,7 @@ def fit(
         record["lr"] = base_lr
         record["train_seconds"] = time.perf_counter() - tic
         progress.history.append(record)
-        progress = _evaluate_epoch(epoch, model, method, val, config, progress, out_dir, meta)
+        progress = _evaluate_epoch(epoch, model, method, val, config, progress, meta)
         progress.next_epoch = epoch + 1
         progress.seconds += time.perf_counter() - tic
         if progress.bad_epochs >= config.patience > 0:
@@ -269,7 +269,6 @@ def _evaluate_epoch(
     val: Split,
     config: TrainConfig,
     progress: Progress,
-    out_dir: Path,
     meta: Mapping[str, Any],
 ) -> Progress:
     """Validate, let the method react, and snapshot the best state on a validation improvement

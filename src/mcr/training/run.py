@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from mcr.models.multimodal import ModelConfig, ModelSpec, MultimodalModel
 from mcr.registry import UnknownNameError
 from mcr.runtime import resolve_device, seed_everything
 from mcr.training import checkpoint
-from mcr.training.checkpoint import load_model
+from mcr.training.checkpoint import model_from_state
 from mcr.training.loop import EpochCallback, FitResult, TrainConfig, fit
 from mcr.training.state import unfinished_reason
 from mcr.variants import Variant, parse_variants
@@ -55,13 +56,18 @@ class RunConfig:
         for regime_key, regime in self.datasets.items():
             for key, block in ((regime or {}).get("methods") or {}).items():
                 check_method_block(key, block, f"train.datasets.{regime_key}.methods.{key}")
-        for name, variant in parse_variants(self.variants, self.methods).items():
+        for name, variant in self.parsed_variants.items():
             block = deep_merge(self.methods.get(variant.method) or {}, variant.set)
             check_method_block(variant.method, block, f"train.variants.{name}.set")
 
+    @cached_property
+    def parsed_variants(self) -> dict[str, Variant]:
+        """``variants``, checked (:func:`mcr.variants.parse_variants`), parsed once."""
+        return parse_variants(self.variants, self.methods)
+
     def variant(self, name: str) -> Variant | None:
         """The variant a run name stands for, or None for a method's own runs."""
-        return parse_variants(self.variants, self.methods).get(name)
+        return self.parsed_variants.get(name)
 
     def method_name(self, name: str) -> str:
         """The method a run name builds: a variant's method, else the name itself."""
@@ -112,10 +118,13 @@ def check_method_block(key: str, block: Mapping[str, Any] | None, where: str) ->
     from_mapping(cls.Config, block, where)
 
 
-def check_unimodal_run(run_dir: Path, modality: str, dataset: str) -> None:
+def check_unimodal_run(run_dir: Path, modality: str, dataset: str) -> dict[str, Any]:
     """A ``--unimodal <modality>=<run_dir>`` folder must hold a finished ``unimodal_<modality>``
     run of the same dataset: a joint run, swapped modalities or another dataset's run would be
     loaded without complaint and start the method from the wrong weights.
+
+    Returns:
+        The run's ``best.pt`` state (read once: the caller builds the model from it).
 
     Raises:
         ConfigError: naming the folder, what it holds and what was expected.
@@ -135,6 +144,7 @@ def check_unimodal_run(run_dir: Path, modality: str, dataset: str) -> None:
     unfinished = unfinished_reason(run_dir)
     if unfinished:
         raise ConfigError(f"{where}: the run has not finished ({unfinished}); finish it first")
+    return state
 
 
 def train_run(
@@ -197,9 +207,10 @@ def train_run(
                 f"method {method_name!r} starts from unimodal models; pass a unimodal run for "
                 f"{', '.join(missing)} (e.g. --unimodal {missing[0]}=<run dir>)"
             )
-        for m in spec.modalities:
-            check_unimodal_run(Path(unimodal_runs[m]), m, info.name)
-        unimodal_models = {m: load_model(unimodal_runs[m], device) for m in spec.modalities}
+        unimodal_models = {
+            m: model_from_state(check_unimodal_run(Path(unimodal_runs[m]), m, info.name), device)
+            for m in spec.modalities
+        }
     try:
         context = SetupContext(seed, device, unimodal_models, dataset.val, dataset.train)
         method.prepare(model, context)

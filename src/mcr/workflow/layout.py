@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcr.config import ConfigError, from_mapping
+from mcr.config import ConfigError, deep_merge, from_mapping
 from mcr.data.benchmarks import BENCHMARKS, benchmark_module
 from mcr.data.registry import DATASETS
 from mcr.data.wheels import WheelPin
@@ -240,7 +240,7 @@ def run_method(train: Mapping[str, Any], run: str) -> tuple[str, dict[str, Any]]
     variant = parse_variants(train.get("variants"), train.get("methods")).get(run)
     key = variant.method if variant else run
     block = dict((train.get("methods") or {}).get(key) or {})
-    return key, {**block, **variant.set} if variant else block
+    return key, deep_merge(block, variant.set) if variant else block
 
 
 def unimodal_inputs(
