@@ -93,8 +93,8 @@ def test_a_hard_kill_mid_epoch_resumes_to_identical_results(tmp_path: Path) -> N
     content[1000:1200] = bytes(b ^ 0xFF for b in content[1000:1200])
     table.write_bytes(bytes(content))
     plan = quick(killed, "-n", "--quiet", "rules")
-    assert "train_sweep_synthetic_r4" in plan.stdout + plan.stderr
-    failed = quick(killed, "--cores", "1", "--until", "train_sweep_synthetic_r4")
+    assert "train_dataset_synthetic_r4" in plan.stdout + plan.stderr
+    failed = quick(killed, "--cores", "1", "--until", "train_dataset_synthetic_r4")
     assert failed.returncode != 0
     log = (killed / "logs/train_model/synthetic_r4.log").read_text()
     assert "data contract violation(s):\n  - train.parquet: " in log  # unreadable or non-finite

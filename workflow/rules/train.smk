@@ -3,10 +3,10 @@
 # trained resume as finished and cost nothing; when the data, the code (passed with --code) or
 # a unimodal run changed, they retrain. Methods that start from (or combine) unimodal models
 # depend on the unimodal runs of the same dataset (seed by seed).
-#   train_model: one job per dataset x method (real datasets, benchmarks, folders);
-#   train_sweep_<dataset>: one job per synthetic sweep dataset, its whole run list in order
-#     (unimodal runs first); a changed method block reruns the job, which retrains that
-#     method's runs and resumes the others as finished.
+#   train_model: one job per dataset x method (the paper's benchmarks, folders);
+#   train_dataset_<dataset>: one job per generated dataset (synthetic sweeps, avdigits, mfeat),
+#     its whole run list in order (unimodal runs first); a changed method block reruns the job,
+#     which retrains that method's runs and resumes the others as finished.
 TRAIN_SHELL = (
     "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {params.dataset}"
     " --method {params.methods} --seeds {params.seeds} --params params/train.yaml{OVERLAYS}"
@@ -45,11 +45,11 @@ rule train_model:
         TRAIN_SHELL
 
 
-for _dataset in SWEEP_DATASETS:
+for _dataset in ONE_JOB_DATASETS:
 
     rule:
         name:
-            sweep_rule_name(_dataset)
+            dataset_rule_name(_dataset)
         input:
             data=multiext(f"data/features/{_dataset}/", *SPLIT_FILES),
         output:

@@ -53,8 +53,8 @@ VARIABLE_INPUTS = {
 WIDTH = 1000
 #: Stages in the order the pipeline runs them.
 ORDER = ("extract_raw", "make_dataset", "train_model", "evaluate_runs", "track_runs")
-#: Training rules of the sweep datasets: each trains one dataset's whole run list.
-SWEEP_RULE = re.compile(r"^train_sweep_\w+$")
+#: Training rules of the generated datasets: each trains one dataset's whole run list.
+DATASET_RULE = re.compile(r"^train_dataset_\w+$")
 #: Params that are not the command's words (Snakemake's rerun triggers and DVC's deps/params).
 NOT_IN_CMD = {"tracked", "code_digest"}
 #: Rules whose run files collapse to the dataset's whole runs folder.
@@ -94,8 +94,8 @@ def unique(items: Iterable[str]) -> list[str]:
 
 
 def job_spec(job, code: dict[str, list[str]], rule: str) -> dict[str, Any]:
-    """A job as DVC sees it: command, dependencies, params, outputs. A sweep dataset's
-    training job (``train_sweep_<dataset>``, no wildcards) becomes a ``train_model`` job with
+    """A job as DVC sees it: command, dependencies, params, outputs. A generated dataset's
+    training job (``train_dataset_<dataset>``, no wildcards) becomes a ``train_model`` job with
     the dataset as its wildcard and its run list as ``runs``."""
     cmd = REDIRECT.sub("", job.shellcmd.strip()).replace(sys.executable, "python")
     wildcards = {k: str(v) for k, v in dict(job.wildcards).items() if k != "seed"}
@@ -308,7 +308,7 @@ def single_stage(spec: dict[str, Any]) -> dict[str, Any]:
 def stages(jobs: list, code: dict[str, list[str]]) -> dict[str, Any]:
     by_rule: dict[str, list[dict[str, Any]]] = {}
     for job in sorted(jobs, key=lambda j: str(j.output[0])):
-        rule = SWEEP_RULE.sub("train_model", job.rule.name)
+        rule = DATASET_RULE.sub("train_model", job.rule.name)
         spec = job_spec(job, code, rule)
         spec["rule"] = rule
         by_rule.setdefault(rule, []).append(spec)
