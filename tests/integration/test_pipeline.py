@@ -224,10 +224,11 @@ def test_rerun_is_a_noop_and_an_mcr_param_reruns_only_mcr(project: Path) -> None
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             jobs[parts[0]] = int(parts[1])
-    # the sweep datasets train in one job each, which retrains mcr only (the others resume as
-    # finished: tests/integration/test_training.py); on mfeat2 the mcr job alone
+    # every generated dataset trains in one job, which retrains mcr only (the others resume as
+    # finished: tests/integration/test_training.py)
     assert jobs == {"train_dataset_synthetic_r0": 1, "train_dataset_synthetic_r4": 1,
-                    "train_model": 1, "evaluate_runs": 3, "track_runs": 3, "build_report": 1,
+                    "train_dataset_mfeat2": 1, "evaluate_runs": 3, "track_runs": 3,
+                    "build_report": 1,
                     "all": 1, "total": 11}  # fmt: skip
 
 
