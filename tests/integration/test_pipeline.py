@@ -228,8 +228,7 @@ def test_rerun_is_a_noop_and_an_mcr_param_reruns_only_mcr(project: Path) -> None
     # finished: tests/integration/test_training.py)
     assert jobs == {"train_dataset_synthetic_r0": 1, "train_dataset_synthetic_r4": 1,
                     "train_dataset_mfeat2": 1, "evaluate_runs": 3, "track_runs": 3,
-                    "build_report": 1,
-                    "all": 1, "total": 11}  # fmt: skip
+                    "build_report": 1, "all": 1, "total": 11}  # fmt: skip
 
 
 def test_snakemake_html_report(project: Path) -> None:
