@@ -10,6 +10,7 @@ min_version("9.27")
 configfile: "params/data.yaml"
 configfile: "params/train.yaml"
 configfile: "params/report.yaml"
+configfile: "params/tracking.yaml"
 
 
 report: "workflow/report/workflow.rst"

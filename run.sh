@@ -4,6 +4,7 @@
 #                   (extra arguments go to snakemake, e.g. ./run.sh -n, ./run.sh --cores 1)
 #   ./run.sh test   install what is missing into .venv/, then run lint + the whole test suite
 #   ./run.sh quick  a smoke run of a few minutes (workflow/profiles/quick)
+#   ./run.sh install  only install what is missing into .venv/ (e.g. on a cluster's login node)
 set -euo pipefail
 cd "$(dirname "$0")"
 export MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
@@ -42,7 +43,7 @@ run_tests() {
   snakefmt --check Snakefile workflow/
   echo "==> pytest (unit, integration, a tiny end-to-end pipeline run)"
   set +e
-  python -m pytest -q --durations=10
+  python -m pytest -q -rs --durations=10  # -rs: every skip with its reason
   rc=$?
   set -e
   if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
@@ -123,6 +124,7 @@ PY
 ensure_venv
 case "${1:-}" in
   test) run_tests ;;
+  install) echo "==> .venv/ is up to date with requirements.lock" ;;
   quick)
     shift; check_configfiles "$@"; recover_stale_lock
     snakemake --workflow-profile workflow/profiles/quick "$@" ;;

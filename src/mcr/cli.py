@@ -5,6 +5,8 @@
     mcr evaluate --run data/runs/synthetic/mcr/seed0 --out data/runs/synthetic/mcr/seed0/metrics.json
     mcr list
     mcr params mcr          # a method's full params block, every key at its default, commented
+    mcr tracking-server start --host 0.0.0.0 --port 5000   # the MLflow server of a cluster run
+    mcr tracking-server stop
 
 Bad input (params, dataset folder, method name) ends with one ``error:`` line and exit code 2,
 never a traceback.
@@ -32,6 +34,7 @@ from mcr.config import (
     yaml_problem,
 )
 from mcr.registry import UnknownNameError
+from mcr.tracking_server import TrackingServerError
 
 RUN_FILE = "run.json"  # how a run was made: dataset source, method, seed, params
 
@@ -102,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
         "params", help="print methods' full params blocks (defaults, descriptions, sources)"
     )
     params.add_argument("methods", nargs="*", help="registry names (default: every method)")
+
+    server = sub.add_parser(
+        "tracking-server", help="start / stop / check the MLflow server cluster jobs log to"
+    )
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--host", default="127.0.0.1",
+                        help="interface to bind; 0.0.0.0 lets other nodes connect")  # fmt: skip
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--backend-store-uri",
+                        help="default: sqlite mlflow.db in the checkout; a database URI "
+                             "(postgresql://...) for a real deployment")  # fmt: skip
+    server.add_argument("--artifacts-destination", type=Path,
+                        help="where the server keeps artifacts (default: mlartifacts/)")  # fmt: skip
     return parser
 
 
@@ -181,15 +197,37 @@ def cmd_params(args: argparse.Namespace) -> None:
     print("\n".join(params_block(name) for name in names), end="")
 
 
+def cmd_tracking_server(args: argparse.Namespace) -> None:
+    from mcr import tracking_server as ts
+
+    if args.action == "start":
+        state = ts.start(args.host, args.port, args.backend_store_uri, args.artifacts_destination)
+        print(f"tracking server PID {state.pid} ({state.backend_store_uri}), log {state.log_file}")
+        print(f"browse: {state.uri}/#/experiments?workflowType=machine_learning")
+        print("every job (and this shell, for `snakemake`) must use:")
+        print(f"export MLFLOW_TRACKING_URI={state.uri}")
+    elif args.action == "stop":
+        print(f"stopped the tracking server (PID {ts.stop()})")
+    else:
+        state = ts.read_state()
+        if state is None or not ts.alive(state.pid):
+            raise ts.TrackingServerError("no tracking server started here is running")
+        problem = ts.reachable(state.uri)
+        print(f"PID {state.pid}: {problem or 'answering'} at {state.uri}")
+        if problem:
+            raise ts.TrackingServerError(problem)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {
-        "train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list, "params": cmd_params
+        "train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list, "params": cmd_params,
+        "tracking-server": cmd_tracking_server,
     }  # fmt: skip
     try:
         commands[args.command](args)
-    except (ConfigError, UnknownNameError, ValueError) as exc:
+    except (ConfigError, UnknownNameError, ValueError, TrackingServerError) as exc:
         print(f"mcr {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # permission denied, not a directory, disk full, ...: name the path

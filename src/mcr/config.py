@@ -189,7 +189,7 @@ ParamsLoader.add_implicit_resolver(
 )
 
 #: The sections a params file may hold (``params/<section>.yaml``).
-SECTIONS = ("data", "train", "report")
+SECTIONS = ("data", "train", "report", "tracking")
 
 
 def parse_yaml(text: str) -> Any:

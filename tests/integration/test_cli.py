@@ -102,7 +102,7 @@ def test_bring_your_own_dataset_folder(tmp_path: Path) -> None:
         (["--set", "train.common.device=gpu"],
          "train.common: device='gpu': expected one of auto, cpu, cuda, cuda:N"),
         (["--set", "train.common.lr=1e-3", "--set", "trian.common.epochs=3"],
-         "--set trian.common.epochs: unknown top-level key 'trian' (expected data, train, report)"),
+         "--set trian.common.epochs: unknown top-level key 'trian' (expected data, train, report, tracking)"),
         (["--set", "train.common.epochs=0"], "train.common: epochs=0: expected >= 1"),
         (["--set", "train.methods.mcr.gam=1"], "train.methods.mcr.gam: unknown key"),
     ],

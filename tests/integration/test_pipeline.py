@@ -112,7 +112,7 @@ def test_the_dag_reads_params_as_the_jobs_do(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     done = run(str(BIN / "snakemake"), "-n", "--quiet", "--configfile", str(typo), cwd=ROOT)
     assert done.returncode != 0
-    assert "typo.yaml: unknown top-level key 'trian' (expected data, train, report)" in (
+    assert "typo.yaml: unknown top-level key 'trian' (expected data, train, report, tracking)" in (
         done.stdout + done.stderr
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -32,9 +33,11 @@ def test_runs_are_logged_once_with_history_and_final_metrics(finished_run, tmp_p
     assert first == again and None not in first.values()  # unchanged results: same run
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         assert db.execute("select count(*) from runs").fetchone()[0] == 1
-        steps = db.execute("select count(*) from metrics where key = 'val_accuracy'").fetchone()[0]
+        steps = db.execute(
+            "select count(*) from metrics where key = 'epoch/val_accuracy'"
+        ).fetchone()[0]
         test_acc = db.execute(
-            "select value from metrics where key = 'final_test_accuracy'"
+            "select value from metrics where key = 'final/test_accuracy'"
         ).fetchone()
         assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     assert steps == 2  # one point per epoch
@@ -57,7 +60,7 @@ def test_runs_take_their_metrics_from_the_dataset_file(finished_run, tmp_path, m
     assert None not in logged.values()
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         (value,) = db.execute(
-            "select value from metrics where key = 'final_test_accuracy'"
+            "select value from metrics where key = 'final/test_accuracy'"
         ).fetchone()
     assert value == pytest.approx(0.123)
     dataset_file.write_text(json.dumps({"dataset": "synthetic", "runs": {}}))
@@ -104,7 +107,8 @@ def test_one_current_run_per_cell_and_wall_times_do_not_count(finished_run, tmp_
 
     rewrite_history(lambda row: row.update(train_seconds="9.99"))
     summary = json.loads((run_dir / "train_summary.json").read_text())
-    (run_dir / "train_summary.json").write_text(json.dumps({**summary, "seconds": 123.0}))
+    clock = {"seconds": 123.0, "started_at": 1.0e9, "finished_at": 1.0e9 + 60}
+    (run_dir / "train_summary.json").write_text(json.dumps({**summary, **clock}))
     (again,) = track_runs("synthetic", [run_dir], tmp_path, tmp_path / "b.json").values()
     assert again == first
     rewrite_history(lambda row: row.update(train_loss="0.5"))  # other results
@@ -117,3 +121,38 @@ def test_one_current_run_per_cell_and_wall_times_do_not_count(finished_run, tmp_
             (first, tracking.SUPERSEDED_TAG),
         ).fetchone()
     assert stages == {first: "deleted", third: "active"} and superseded_by == third
+
+
+def test_a_run_opens_as_a_model_training_run_with_its_real_span_dataset_and_checkpoint(
+    finished_run, tiny_synthetic, tmp_path, monkeypatch
+):
+    """What the MLflow UI shows: the runs table (not the GenAI views), the training's own start
+    and duration, the dataset as the run's input, the selected checkpoint among the files."""
+    import mlflow
+
+    from mcr.data.contract import write_dataset
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking.tracking_uri(tmp_path)
+    tracking.init_store(uri)
+    folder = tmp_path / "features"
+    write_dataset(tiny_synthetic, folder)
+    (run_id,) = track_runs(
+        "synthetic", [finished_run], tmp_path, tmp_path / "a.json", data_folder=folder
+    ).values()
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    summary = json.loads((finished_run / "train_summary.json").read_text())
+    assert 0 < summary["started_at"] < summary["finished_at"]
+    assert run.info.start_time == int(summary["started_at"] * 1000)
+    assert run.info.end_time == int(summary["finished_at"] * 1000)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (given,) = run.inputs.dataset_inputs
+    rows = {s: len(getattr(tiny_synthetic, s)) for s in ("train", "val", "test")}
+    assert json.loads(given.dataset.profile) == {"num_rows": rows}
+    assert given.dataset.name == summary["dataset"]["name"] and len(given.dataset.digest) == 16
+    files = {f.path for f in client.list_artifacts(run_id)}
+    assert {"best.pt", "history.csv", "train_summary.json", "metrics.json"} <= files
+    logged = Path(client.download_artifacts(run_id, "best.pt", str(tmp_path / "dl")))
+    assert logged.read_bytes() == (finished_run / "best.pt").read_bytes()

@@ -14,7 +14,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from mcr.config import SECTIONS, ConfigError, dataset_override, load_params
-from mcr.tracking import init_store, tracking_uri
+from mcr.tracking import init_store, server_problem, tracking_uri
 from mcr.workflow.catalog import CATALOG_FILE, StaleCatalogError, load_catalog
 from mcr.workflow.params_schema import schema_errors
 from mcr.workflow.layout import (
@@ -261,7 +261,10 @@ CODE = {
     "make_dataset": CODE_DATA + ["workflow/scripts/make_dataset.py"],
     "train_model": CODE_TRAIN + ["workflow/scripts/train_model.py"],
     "evaluate_runs": CODE_EVALUATE + ["workflow/scripts/evaluate_runs.py"],
-    "track_runs": code("tracking.py") + ["workflow/scripts/track_runs.py"],
+    # tracking.py (and tracking_server.py) are left out of train_model's code on purpose: the
+    # training job imports them for live logging, which changes no result.
+    "track_runs": code("tracking.py", "tracking_server.py")
+    + ["workflow/scripts/track_runs.py"],
     "build_report": CODE_REPORT + ["workflow/scripts/build_report.py"],
 }
 CODE_DIGEST = {rule: code_digest(files) for rule, files in CODE.items()}
@@ -280,5 +283,12 @@ TRAIN_CODE_PATHS = " ".join(package_paths(CODE["train_model"]))
 
 
 def init_tracking():
-    """Create the MLflow database once, before parallel jobs would race to create it."""
-    init_store(tracking_uri(Path.cwd()))
+    """Create the MLflow database once, before parallel jobs would race to create it; with a
+    tracking server (MLFLOW_TRACKING_URI=http://...), check once that it answers."""
+    uri = tracking_uri(Path.cwd())
+    if problem := server_problem(uri):
+        raise WorkflowError(
+            f"{problem}: start it (mcr tracking-server start, README) or unset "
+            "MLFLOW_TRACKING_URI to track into mlflow.db"
+        )
+    init_store(uri)

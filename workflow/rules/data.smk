@@ -12,6 +12,7 @@ rule extract_raw:
     threads: 1
     resources:
         mem_mb=500,
+        runtime=30,  # minutes: a SLURM job's time limit (profiles/slurm)
     params:
         code_digest=CODE_DIGEST["extract_raw"],
         tracked=lambda wc: {f"data.raw.{wc.source}": config["data"]["raw"][wc.source]},
@@ -33,6 +34,7 @@ rule make_dataset:
     threads: lambda wc: workflow.cores if wc.dataset in BENCHMARK_DATASETS else 1
     resources:
         mem_mb=2000,
+        runtime=240,  # a benchmark's media extraction is the long one
     params:
         code_digest=CODE_DIGEST["make_dataset"],
         tracked=lambda wc: dataset_params(wc.dataset),

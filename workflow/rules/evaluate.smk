@@ -22,6 +22,7 @@ rule evaluate_runs:
     threads: 1
     resources:
         mem_mb=1500,
+        runtime=60,
     params:
         code_digest=CODE_DIGEST["evaluate_runs"],
         seeds=" ".join(map(str, SEEDS)),

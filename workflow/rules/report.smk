@@ -38,6 +38,7 @@ rule build_report:
     threads: 1
     resources:
         mem_mb=1000,
+        runtime=30,
     params:
         code_digest=CODE_DIGEST["build_report"],
         tracked={

@@ -9,7 +9,8 @@
 #     which retrains that method's runs and resumes the others as finished.
 TRAIN_SHELL = (
     "OMP_NUM_THREADS={threads} {PYTHON} workflow/scripts/train_model.py --dataset {params.dataset}"
-    " --method {params.methods} --seeds {params.seeds} --params params/train.yaml{OVERLAYS}"
+    " --method {params.methods} --seeds {params.seeds} --params params/train.yaml"
+    " --params params/tracking.yaml{OVERLAYS}"
     " --data data/features/{params.dataset} --runs data/runs/{params.dataset}"
     " --modalities {params.modalities} --code {params.code_paths} > {log} 2>&1"
 )
@@ -32,6 +33,7 @@ rule train_model:
     threads: 1
     resources:
         mem_mb=1500,
+        runtime=lambda wc: 1440 if wc.dataset in BENCHMARK_DATASETS else 120,  # minutes
         gpu=lambda wc: GPU_PER_BENCHMARK_JOB if wc.dataset in BENCHMARK_DATASETS else 0,
     params:
         code_digest=CODE_DIGEST["train_model"],
@@ -63,6 +65,7 @@ for _dataset in ONE_JOB_DATASETS:
         threads: 1
         resources:
             mem_mb=1500,
+            runtime=120,
         params:
             code_digest=CODE_DIGEST["train_model"],
             tracked=tracked_dataset_params(_dataset),

@@ -6,7 +6,7 @@ that the unimodal runs come before the methods that start from them.
 Inputs: the dataset folder, the ``train`` params, unimodal runs where a method needs them.
 Outputs, per method and seed: ``<runs>/<method>/seed<s>/best.pt``, ``history.csv``,
 ``train_summary.json`` (and ``last.pt``). A seed whose run already finished with the same params
-is not retrained.
+is not retrained. With ``tracking.live`` every run also logs to MLflow as it trains.
 """
 
 import argparse
@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from mcr.config import load_params
+from mcr.tracking import live_tracking_uri, server_problem
 from mcr.workflow.catalog import load_catalog
 from mcr.workflow.layout import method_train_params, unimodal_inputs
 from mcr.workflow.stages import train_model
@@ -35,7 +36,13 @@ args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 log = logging.getLogger("train_model")
 
-train = load_params(*args.params)["train"]
+params = load_params(*args.params)
+train = params["train"]
+live_uri = live_tracking_uri((params.get("tracking") or {}).get("live", "auto"))
+if live_uri and (problem := server_problem(live_uri)):  # checked once: say it, train anyway
+    log.warning("live tracking: %s; training goes on, track_runs will log the runs", problem)
+elif live_uri:
+    log.info("live tracking to %s", live_uri)
 catalog = load_catalog()
 for method in args.method:
     unimodal = unimodal_inputs(train, method, tuple(args.modalities), catalog)
@@ -50,4 +57,5 @@ for method in args.method:
             out_dir=args.runs / method / f"seed{seed}",
             unimodal_runs={m: args.runs / f"unimodal_{m}" / f"seed{seed}" for m in unimodal},
             code_files=args.code,
+            live_tracking_uri=live_uri,
         )

@@ -60,6 +60,8 @@ class FitResult:
     history: list[dict[str, float]]
     stopped_early: bool
     seconds: float = 0.0  # epochs' training + validation time, summed over resumes
+    started_at: float = 0.0  # Unix time the run's first epoch began (first process)
+    finished_at: float = 0.0  # Unix time it finished
 
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -128,6 +130,7 @@ def fit(
     resume: bool = True,
     restart_if_changed: bool = False,
     callbacks: Sequence[EpochCallback] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> FitResult:
     """Train ``model`` with ``method``; select the best epoch on ``val``; checkpoint every
     ``config.checkpoint_every_s`` seconds and at the end.
@@ -137,6 +140,9 @@ def fit(
     continues where it stopped and gives the same result as an uninterrupted run; one written
     with other settings is an error, or is overwritten with ``restart_if_changed`` (the pipeline:
     a job reruns because its params changed).
+
+    ``on_start`` is called once before the first epoch this call trains (not for a finished
+    run), ``callbacks`` after every epoch with its history row (live tracking uses both).
 
     Returns:
         The best epoch, its validation metrics and the per-epoch history.
@@ -189,11 +195,15 @@ def fit(
         total=epochs, initial=min(progress.next_epoch, epochs), desc=str(out_dir.name),
         disable=not config.progress, unit="epoch", leave=False,
     )  # fmt: skip
+    if not progress.finished and not progress.started_at:
+        progress.started_at = time.time()  # kept in last.pt: a resumed run keeps its start
     if epochs == 0 and not progress.finished:  # nothing to train: the prepared model is final
         progress.history.append({"epoch": -1.0})
         progress = _evaluate_epoch(-1, model, method, val, config, progress, meta)
-        progress.finished = True
+        progress.finished, progress.finished_at = True, time.time()
     saved_at, best_written = time.monotonic(), None  # best.pt: rewritten at the first save
+    if on_start is not None and not progress.finished and progress.next_epoch < epochs:
+        on_start()
     while not progress.finished and progress.next_epoch < epochs:
         epoch = progress.next_epoch
         tic = time.perf_counter()
@@ -236,6 +246,8 @@ def fit(
         if progress.bad_epochs >= config.patience > 0:
             progress.finished = progress.stopped_early = True
         progress.finished |= progress.next_epoch >= epochs
+        if progress.finished:
+            progress.finished_at = time.time()
         if progress.finished or time.monotonic() - saved_at >= config.checkpoint_every_s:
             best_written = save_checkpoints(
                 out_dir, meta, model, method, optimizer, progress, best_written
@@ -259,6 +271,8 @@ def fit(
         history=progress.history,
         stopped_early=progress.stopped_early,
         seconds=progress.seconds,
+        started_at=progress.started_at,
+        finished_at=progress.finished_at,
     )
 
 

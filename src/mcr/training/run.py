@@ -6,7 +6,7 @@ This is what ``mcr train`` and the pipeline's training rule call.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -158,6 +158,7 @@ def train_run(
     resume: bool = True,
     restart_if_changed: bool = False,
     callbacks: Sequence[EpochCallback] = (),
+    on_start: Callable[[Mapping[str, Any]], None] | None = None,
     progress: bool | None = None,
     inputs_fingerprint: str | None = None,
 ) -> FitResult:
@@ -166,6 +167,9 @@ def train_run(
     Args:
         unimodal_runs: modality -> run folder of a trained ``unimodal_<modality>`` model, for
             methods that start from (or combine) unimodal models.
+        callbacks: called after every epoch with its history row.
+        on_start: called before the first epoch trained (not for a finished run) with what
+            ``train_summary.json`` will hold of the run's identity and settings.
         progress: override ``train.common.progress`` (e.g. off in tests).
         inputs_fingerprint: a hash of what the run is built from beyond its params (data files,
             code, unimodal checkpoints; the pipeline's ``inputs_fingerprint``). It is part of the
@@ -226,20 +230,21 @@ def train_run(
         run_meta["variant_of"] = config.method_name(method_name)
     if inputs_fingerprint is not None:
         run_meta["inputs_fingerprint"] = inputs_fingerprint
+    identity = {**run_meta, "train_config": to_mapping(train_config), "seed": seed}
     result = fit(
         model, method, dataset.train, dataset.val, train_config, seed, out_dir,
         run_meta=run_meta, resume=resume, restart_if_changed=restart_if_changed,
-        callbacks=callbacks,
+        callbacks=callbacks, on_start=on_start and (lambda: on_start(identity)),
     )  # fmt: skip
     summary = {
-        **run_meta,
-        "train_config": to_mapping(train_config),
-        "seed": seed,
+        **identity,
         "best_epoch": result.best_epoch,
         "best_val": result.best_val,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
         "seconds": round(result.seconds, 3),
+        "started_at": round(result.started_at, 3),  # Unix times: the MLflow run's span
+        "finished_at": round(result.finished_at, 3),
     }
     (Path(out_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return result

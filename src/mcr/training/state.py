@@ -35,6 +35,8 @@ class Progress:
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0  # training + validation time over every process that ran the run
+    started_at: float = 0.0  # wall clock (Unix time) when the first epoch began
+    finished_at: float = 0.0  # ... and when the run finished (0 until then)
     # The content of best.pt, so a resumed run can restore it: a workflow that reruns a job
     # (e.g. Snakemake, when a seed is added) deletes the job's outputs first.
     best_checkpoint: dict[str, Any] = field(default_factory=dict)

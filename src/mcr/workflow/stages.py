@@ -19,6 +19,7 @@ from mcr.data.wheels import extract_members, fetch_wheel
 from mcr.evaluation import evaluate_run
 from mcr.features import load_dataset
 from mcr.io import atomic_write
+from mcr.tracking import LiveRun
 from mcr.training import RunConfig, train_run
 from mcr.workflow.layout import DatasetSource, RawSource
 
@@ -58,19 +59,23 @@ def train_model(
     out_dir: str | Path,
     unimodal_runs: Mapping[str, str | Path],
     code_files: Sequence[str | Path] = (),
+    live_tracking_uri: str | None = None,
 ) -> None:
     """Train one run. A run interrupted with the same params, data, code and unimodal runs
     resumes (a finished one costs nothing: adding a seed reruns the job, not the old seeds);
-    anything else restarts it."""
+    anything else restarts it. With ``live_tracking_uri`` (``tracking.live``) the run logs to
+    MLflow as it trains (:class:`mcr.tracking.LiveRun`)."""
     config = RunConfig.from_params({"train": train_params})
     budget = config.for_method(method, dataset)[0].memory_budget
     data = read_dataset(dataset_folder, name=dataset, memory_budget_gb=budget)
     inputs = [Path(dataset_folder) / f"{split}.parquet" for split in ("train", "val")]
     inputs += [Path(r) / "best.pt" for r in unimodal_runs.values()]
+    live = LiveRun(live_tracking_uri, dataset, out_dir) if live_tracking_uri else None
     train_run(
         data, method, config, seed, out_dir,
         unimodal_runs=unimodal_runs, restart_if_changed=True, progress=False,
         inputs_fingerprint=inputs_fingerprint([*inputs, *python_files(code_files)]),
+        callbacks=[live.log_epoch] if live else (), on_start=live.start if live else None,
     )  # fmt: skip
 
 
