@@ -158,7 +158,10 @@ def start(
         "--backend-store-uri", backend, "--artifacts-destination", str(artifacts),
         "--host", host, "--port", str(port), "--workers", "1", "--allowed-hosts", allowed,
     ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # Job execution is MLflow's GenAI scoring queue: 8 worker processes of ~240 MB each that
+    # this project never uses.
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
