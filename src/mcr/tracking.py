@@ -384,18 +384,23 @@ def _read_history(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
+def is_server(uri: str) -> bool:
+    """A tracking server (``http(s)://``), not a local store such as the sqlite file."""
+    return uri.startswith(("http://", "https://"))
+
+
 def live_tracking_uri(setting: bool | str) -> str | None:
     """Where training jobs log live (``tracking.live``), or None: ``auto`` is on exactly when
     the store is a tracking server (a cluster run), not for the checkout's sqlite file."""
     uri = tracking_uri()
     if setting == "auto":
-        return uri if uri.startswith(("http://", "https://")) else None
+        return uri if is_server(uri) else None
     return uri if setting is True else None
 
 
 def server_problem(uri: str) -> str | None:
     """``None`` when ``uri`` is a local store or an HTTP server that answers, else why not."""
-    if not uri.startswith(("http://", "https://")):
+    if not is_server(uri):
         return None
     from mcr.tracking_server import reachable
 
@@ -434,11 +439,7 @@ class LiveRun:
     @classmethod
     def recorded_id(cls, run_dir: str | Path, uri: str) -> str | None:
         """The id a live-logging job recorded in ``run_dir`` for the store ``uri``, if any."""
-        path = Path(run_dir) / cls.FILE
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
+        record = cls._read_record(Path(run_dir))
         return record.get("run_id") if record.get("tracking_uri") == uri else None
 
     def start(self, summary: Mapping[str, Any]) -> None:
@@ -448,13 +449,18 @@ class LiveRun:
         self._summary = dict(summary)
         self._attempt_key = params_hash(self._summary)
         record = self.run_dir / self.FILE
-        if record.is_file() and self._recorded().get("attempt") != self._attempt_key:
+        if (
+            record.is_file()
+            and self._read_record(self.run_dir).get("attempt") != self._attempt_key
+        ):
             record.unlink()  # a run trained with other settings: not this one's MLflow run
         self._attempt(self._start)
 
-    def _recorded(self) -> dict[str, Any]:
+    @classmethod
+    def _read_record(cls, run_dir: Path) -> dict[str, Any]:
+        """``mlflow_run.json`` of ``run_dir`` ({} when missing or unreadable)."""
         try:
-            return json.loads((self.run_dir / self.FILE).read_text())
+            return json.loads((run_dir / cls.FILE).read_text())
         except (OSError, ValueError):
             return {}
 

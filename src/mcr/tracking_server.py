@@ -135,7 +135,7 @@ def start(
             checkout); the jobs upload through the server, so only it needs the folder.
     """
     root = (root or Path.cwd()).resolve()
-    state_file = root / state_file if not state_file.is_absolute() else state_file
+    state_file = root / state_file  # an absolute state_file stays as it is
     running = read_state(state_file)
     if running is not None and alive(running.pid):
         raise TrackingServerError(
@@ -191,7 +191,7 @@ def stop(*, root: Path | None = None, state_file: Path = STATE_FILE, wait_s: flo
         The PID that was stopped.
     """
     root = (root or Path.cwd()).resolve()
-    state_file = root / state_file if not state_file.is_absolute() else state_file
+    state_file = root / state_file  # an absolute state_file stays as it is
     state = read_state(state_file)
     if state is None:
         raise TrackingServerError(f"{state_file} not found: no tracking server was started here")
